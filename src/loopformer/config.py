@@ -1,0 +1,298 @@
+"""Model configuration: one flat dataclass, validated on construction.
+
+The config is flat (``signal_rank`` rather than ``signals.rank``) so that every field
+can be set the same way from Python keyword arguments, ``key=value`` command-line
+overrides and YAML files.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import typing
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from .errors import ConfigError
+
+TASKS = ("seq2seq", "vit", "decoder", "encoder")
+ARCHS = ("vanilla", "looped", "universal", "ringformer")
+NORM_STYLES = ("post", "pre")
+POSITIONALS = ("sinusoidal", "learned", "rotary", "none")
+SIGNAL_MODES = ("dynamic", "static")
+SIGNAL_INPUTS = ("raw", "normed")
+FFN_SIGNAL_POSITIONS = ("before_norm", "after_norm")
+
+
+@dataclass
+class ModelConfig:
+    """Everything needed to rebuild a model exactly (saved as ``config.json``).
+
+    ``n_layers`` is the unrolled depth of a stack (the encoder's for ``seq2seq``); a
+    looped model applies a core of ``core_layers`` shared layers ``n_layers //
+    core_layers`` times. ``n_dec_layers`` is the decoder's depth (``None``: same).
+    """
+
+    task: str = "seq2seq"
+    arch: str = "ringformer"
+    d_model: int = 512
+    n_heads: int = 8
+    d_ff: int = 2048
+    n_layers: int = 6
+    n_dec_layers: int | None = None
+    core_layers: int = 1
+
+    # vocabulary and embeddings (text tasks)
+    vocab_size: int = 32000
+    tgt_vocab_size: int | None = None
+    pad_id: int = 0
+    tie_embeddings: bool = False
+    output_bias: bool = True
+    scale_embeddings: bool = False
+    max_len: int = 512
+    positional: str = "sinusoidal"
+    rotary_fraction: float = 1.0
+
+    # vision
+    image_size: int = 224
+    patch_size: int = 16
+    in_channels: int = 3
+    num_classes: int = 100
+
+    # layer details
+    norm_style: str = "post"
+    norm_eps: float = 1e-5
+    final_norm_eps: float = 1e-6
+    final_norm: bool = False
+    bias: bool = False
+    dropout: float = 0.1
+    attn_dropout: float = 0.0
+    ffn_init_std: float | None = 0.02
+    shared_sublayer_norm: bool = False
+    per_level_norms: bool = False
+
+    # RingFormer level signals
+    signal_rank: int | None = None
+    signal_q: bool = True
+    signal_k: bool = True
+    signal_v: bool = True
+    signal_ffn: bool = True
+    signal_mode: str = "dynamic"
+    signal_input: str = "raw"
+    ffn_signal_position: str = "after_norm"
+    cross_attention_signals: bool = False
+    signal_init_std: float = 1e-6
+
+    # execution (does not change parameters)
+    activation_checkpointing: bool = False
+
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._check_types()
+        self._check_choices()
+        self._check_ranges()
+
+    # --- validation -------------------------------------------------------------
+
+    def _check_types(self) -> None:
+        hints = typing.get_type_hints(ModelConfig)
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if not _matches(value, hints[f.name]):
+                raise ConfigError(
+                    f"config field '{f.name}' must be {_type_name(hints[f.name])}, got {value!r}"
+                )
+
+    def _check_choices(self) -> None:
+        for name, choices in (
+            ("task", TASKS),
+            ("arch", ARCHS),
+            ("norm_style", NORM_STYLES),
+            ("positional", POSITIONALS),
+            ("signal_mode", SIGNAL_MODES),
+            ("signal_input", SIGNAL_INPUTS),
+            ("ffn_signal_position", FFN_SIGNAL_POSITIONS),
+        ):
+            if getattr(self, name) not in choices:
+                raise ConfigError(
+                    f"config field '{name}' must be one of {', '.join(choices)}; got {getattr(self, name)!r}"
+                )
+
+    def _check_ranges(self) -> None:
+        positive = ["d_model", "n_heads", "d_ff", "n_layers", "core_layers", "vocab_size", "max_len",
+                    "image_size", "patch_size", "in_channels", "num_classes"]
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ConfigError(f"config field '{name}' must be >= 1, got {getattr(self, name)}")
+        for name in ("n_dec_layers", "tgt_vocab_size", "signal_rank"):
+            v = getattr(self, name)
+            if v is not None and v < 1:
+                raise ConfigError(f"config field '{name}' must be >= 1 or null, got {v}")
+        if self.d_model % self.n_heads:
+            raise ConfigError(f"d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})")
+        for name in ("dropout", "attn_dropout"):
+            v = getattr(self, name)
+            if not 0.0 <= v < 1.0:
+                raise ConfigError(f"config field '{name}' must be in [0, 1), got {v}")
+        if not 0.0 < self.rotary_fraction <= 1.0:
+            raise ConfigError(f"rotary_fraction must be in (0, 1], got {self.rotary_fraction}")
+        if self.positional == "rotary" and self.rotary_dims < 2:
+            raise ConfigError("rotary_fraction leaves fewer than 2 rotary dimensions per head")
+        if self.norm_eps <= 0 or self.final_norm_eps <= 0:
+            raise ConfigError("norm_eps and final_norm_eps must be > 0")
+        if self.arch != "vanilla":
+            for depth_name in ("n_layers", "n_dec_layers"):
+                depth = getattr(self, depth_name) or self.n_layers
+                if depth % self.core_layers:
+                    raise ConfigError(
+                        f"{depth_name} ({depth}) must be a multiple of core_layers ({self.core_layers})"
+                    )
+        if self.task == "vit" and self.image_size % self.patch_size:
+            raise ConfigError(
+                f"image_size ({self.image_size}) must be divisible by patch_size ({self.patch_size})"
+            )
+        if self.task == "vit" and self.positional in ("rotary", "learned") and self.arch == "universal":
+            raise ConfigError("the Universal Transformer carries its own positions; use positional=none")
+        if not 0 <= self.pad_id < self.vocab_size:
+            raise ConfigError(f"pad_id ({self.pad_id}) must be a valid token id below vocab_size")
+        if self.tie_embeddings and self.tgt_vocab_size not in (None, self.vocab_size):
+            raise ConfigError("tie_embeddings needs tgt_vocab_size equal to vocab_size")
+
+    # --- derived values --------------------------------------------------------------
+
+    @property
+    def head_dim(self) -> int:
+        return self.d_model // self.n_heads
+
+    @property
+    def rotary_dims(self) -> int:
+        dims = int(self.head_dim * self.rotary_fraction)
+        return dims - dims % 2
+
+    @property
+    def decoder_layers(self) -> int:
+        return self.n_dec_layers if self.n_dec_layers is not None else self.n_layers
+
+    @property
+    def target_vocab_size(self) -> int:
+        return self.tgt_vocab_size if self.tgt_vocab_size is not None else self.vocab_size
+
+    @property
+    def rank(self) -> int:
+        """Signal rank; the paper's default is d // 16."""
+        return self.signal_rank if self.signal_rank is not None else max(1, self.d_model // 16)
+
+    @property
+    def qkv_signal_kinds(self) -> tuple[str, ...]:
+        return tuple(k for k, on in (("q", self.signal_q), ("k", self.signal_k), ("v", self.signal_v)) if on)
+
+    @property
+    def has_signals(self) -> bool:
+        return self.arch == "ringformer" and (bool(self.qkv_signal_kinds) or self.signal_ffn)
+
+    # --- (de)serialisation -------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> "ModelConfig":
+        if not isinstance(data, dict):
+            raise ConfigError(f"a model config must be a mapping, got {type(data).__name__}")
+        unknown = sorted(set(data) - set(field_names()))
+        if unknown:
+            raise ConfigError(
+                f"unknown config key(s) {', '.join(unknown)}; valid keys: {', '.join(field_names())}"
+            )
+        return cls(**data)
+
+    def replace(self, **overrides: Any) -> "ModelConfig":
+        return ModelConfig.from_dict({**self.to_dict(), **overrides})
+
+
+def field_names() -> list[str]:
+    return [f.name for f in fields(ModelConfig)]
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """Parse ``key=value`` into a typed pair, using the field's annotation to coerce."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} must look like key=value")
+    key, raw = text.split("=", 1)
+    key = key.strip()
+    hints = typing.get_type_hints(ModelConfig)
+    if key not in hints:
+        raise ConfigError(f"unknown config key '{key}'; valid keys: {', '.join(field_names())}")
+    return key, _coerce(key, raw.strip(), hints[key])
+
+
+def _coerce(key: str, raw: str, hint: Any) -> Any:
+    options = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, _UnionType) else (hint,)
+    if type(None) in options and raw.lower() in ("none", "null", ""):
+        return None
+    for opt in options:
+        if opt is bool:
+            if raw.lower() in ("true", "1", "yes", "on"):
+                return True
+            if raw.lower() in ("false", "0", "no", "off"):
+                return False
+        elif opt is int:
+            try:
+                return int(raw)
+            except ValueError:
+                pass
+        elif opt is float:
+            try:
+                return float(raw)
+            except ValueError:
+                pass
+        elif opt is str:
+            return raw
+        elif typing.get_origin(opt) is dict:
+            try:
+                value = json.loads(raw)
+            except json.JSONDecodeError:
+                break
+            if isinstance(value, dict):
+                return value
+    raise ConfigError(f"cannot read {raw!r} as {_type_name(hint)} for config key '{key}'")
+
+
+try:  # Python >= 3.10: ``int | None`` is a types.UnionType
+    from types import UnionType as _UnionType
+except ImportError:  # pragma: no cover
+    _UnionType = typing.Union  # type: ignore
+
+
+def _matches(value: Any, hint: Any) -> bool:
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, _UnionType):
+        return any(_matches(value, h) for h in typing.get_args(hint))
+    if hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is str:
+        return isinstance(value, str)
+    if origin is dict:
+        return isinstance(value, dict)
+    return True
+
+
+def _type_name(hint: Any) -> str:
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, _UnionType):
+        return " or ".join(_type_name(h) for h in typing.get_args(hint))
+    if hint is type(None):
+        return "null"
+    if origin is dict:
+        return "a mapping"
+    return getattr(hint, "__name__", str(hint))

@@ -1,0 +1,121 @@
+"""Multi-head attention on ``scaled_dot_product_attention`` with an incremental cache.
+
+Level signals enter as additive terms on the projected Q/K/V, so the shared
+projections stay untouched and the same module serves every model in the library.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Hashable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .cache import KVCache
+from .masks import AttnMask
+from .positions import apply_rotary
+
+
+def _heads(x: Tensor, n_heads: int) -> Tensor:
+    b, t, d = x.shape
+    return x.view(b, t, n_heads, d // n_heads).transpose(1, 2)
+
+
+def _merge(x: Tensor) -> Tensor:
+    b, h, t, hd = x.shape
+    return x.transpose(1, 2).reshape(b, t, h * hd)
+
+
+class SelfAttention(nn.Module):
+    def __init__(self, dim: int, n_heads: int, bias: bool, attn_dropout: float = 0.0) -> None:
+        super().__init__()
+        self.n_heads = n_heads
+        self.attn_dropout = attn_dropout
+        self.qkv_proj = nn.Linear(dim, 3 * dim, bias=bias)
+        self.out_proj = nn.Linear(dim, dim, bias=bias)
+
+    def forward(
+        self,
+        x: Tensor,
+        mask: AttnMask,
+        add_signals: Callable[[Tensor], Tensor] | None = None,
+        rope: tuple[Tensor, Tensor] | None = None,
+        cache: KVCache | None = None,
+        cache_key: Hashable | None = None,
+        probe: Callable[[Tensor], None] | None = None,
+    ) -> Tensor:
+        qkv = self.qkv_proj(x)
+        if add_signals is not None:
+            qkv = add_signals(qkv)
+        q, k, v = (_heads(t, self.n_heads) for t in qkv.chunk(3, dim=-1))
+        if rope is not None:
+            q, k = apply_rotary(q, *rope), apply_rotary(k, *rope)
+        if cache is not None:
+            k, v = cache.append(cache_key, k, v)
+        out = attend(q, k, v, mask, self.attn_dropout if self.training else 0.0, probe)
+        return self.out_proj(_merge(out))
+
+
+class CrossAttention(nn.Module):
+    """Queries from the decoder, keys/values from the encoder output (computed once per
+    level and cached during decoding)."""
+
+    def __init__(self, dim: int, n_heads: int, bias: bool, attn_dropout: float = 0.0) -> None:
+        super().__init__()
+        self.n_heads = n_heads
+        self.attn_dropout = attn_dropout
+        self.q_proj = nn.Linear(dim, dim, bias=bias)
+        self.kv_proj = nn.Linear(dim, 2 * dim, bias=bias)
+        self.out_proj = nn.Linear(dim, dim, bias=bias)
+
+    def forward(
+        self,
+        x: Tensor,
+        memory: Tensor,
+        mask: AttnMask,
+        q_signal: Tensor | None = None,
+        kv_signal: Callable[[Tensor], Tensor] | None = None,
+        cache: KVCache | None = None,
+        cache_key: Hashable | None = None,
+        probe: Callable[[Tensor], None] | None = None,
+    ) -> Tensor:
+        q = self.q_proj(x)
+        if q_signal is not None:
+            q = q + q_signal
+        q = _heads(q, self.n_heads)
+        cached = cache.get(cache_key) if cache is not None else None
+        if cached is None:
+            kv = self.kv_proj(memory)
+            if kv_signal is not None:
+                kv = kv_signal(kv)
+            k, v = (_heads(t, self.n_heads) for t in kv.chunk(2, dim=-1))
+            if cache is not None:
+                cache.put(cache_key, k, v)
+        else:
+            k, v = cached
+        out = attend(q, k, v, mask, self.attn_dropout if self.training else 0.0, probe)
+        return self.out_proj(_merge(out))
+
+
+def attend(
+    q: Tensor, k: Tensor, v: Tensor, mask: AttnMask, dropout: float,
+    probe: Callable[[Tensor], None] | None = None,
+) -> Tensor:
+    """SDPA in the common case; an explicit softmax only when a probe wants the weights."""
+    if probe is None:
+        return F.scaled_dot_product_attention(
+            q, k, v, attn_mask=mask.mask, dropout_p=dropout, is_causal=mask.is_causal
+        )
+    scores = (q @ k.transpose(-2, -1)) * q.shape[-1] ** -0.5
+    if mask.is_causal:
+        t, s = scores.shape[-2:]
+        allowed = torch.ones(t, s, dtype=torch.bool, device=q.device).tril(s - t)
+        scores = scores.masked_fill(~allowed, float("-inf"))
+    elif mask.mask is not None:
+        scores = scores.masked_fill(~mask.mask, float("-inf"))
+    weights = scores.softmax(dim=-1)
+    probe(weights)
+    if dropout:
+        weights = F.dropout(weights, dropout)
+    return weights @ v

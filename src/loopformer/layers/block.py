@@ -1,0 +1,150 @@
+"""One Transformer layer (self-attention, optional cross-attention, FFN), post- or pre-norm.
+
+The layer holds only what is shared between the levels that apply it. What differs per
+level (RingFormer's LayerNorms and signals) arrives in a :class:`LevelParams`, so the
+same layer code serves vanilla, looped, Universal and RingFormer models.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Callable, Hashable
+
+from torch import Tensor, nn
+
+from .attention import CrossAttention, SelfAttention
+from .cache import KVCache
+from .ffn import FeedForward
+from .masks import AttnMask
+from .signals import LevelSignals
+
+
+@dataclass
+class LevelParams:
+    """Per-level pieces for one application of a shared layer."""
+
+    level: int
+    norms: list[nn.Module] | None = None
+    signals: LevelSignals | None = None
+    cross_q: LevelSignals | None = None
+    cross_kv: LevelSignals | None = None
+
+
+@dataclass
+class SharedInputs:
+    """Per-forward inputs common to every layer of a stack (built by the task model)."""
+
+    self_mask: AttnMask = field(default_factory=AttnMask)
+    memory: Tensor | None = None
+    memory_mask: AttnMask = field(default_factory=AttnMask)
+    rope: tuple[Tensor, Tensor] | None = None
+    cache: KVCache | None = None
+    position_offset: int = 0
+    attn_probe: Callable[[Hashable, str, Tensor], None] | None = None
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    dim: int
+    n_heads: int
+    d_ff: int
+    cross: bool = False
+    norm_style: str = "post"
+    bias: bool = False
+    dropout: float = 0.1
+    attn_dropout: float = 0.0
+    norm_eps: float = 1e-5
+    ffn_init_std: float | None = None
+    own_norms: bool = True
+    shared_sublayer_norm: bool = False
+    signal_input: str = "raw"
+    ffn_signal_position: str = "after_norm"
+
+    @property
+    def n_sublayers(self) -> int:
+        return 3 if self.cross else 2
+
+
+class TransformerLayer(nn.Module):
+    def __init__(self, spec: LayerSpec) -> None:
+        super().__init__()
+        self.spec = spec
+        self.self_attn = SelfAttention(spec.dim, spec.n_heads, spec.bias, spec.attn_dropout)
+        self.cross_attn = (
+            CrossAttention(spec.dim, spec.n_heads, spec.bias, spec.attn_dropout) if spec.cross else None
+        )
+        self.ffn = FeedForward(spec.dim, spec.d_ff, spec.bias, spec.dropout, spec.ffn_init_std)
+        self.dropout = nn.Dropout(spec.dropout)
+        if not spec.own_norms:
+            self.norms = None
+        elif spec.shared_sublayer_norm:
+            # One LayerNorm reused by every sublayer (as in the RingFormer authors' vanilla).
+            self.norms = nn.ModuleList([nn.LayerNorm(spec.dim, eps=spec.norm_eps)])
+        else:
+            self.norms = nn.ModuleList(nn.LayerNorm(spec.dim, eps=spec.norm_eps) for _ in range(spec.n_sublayers))
+
+    def _norm_list(self, lp: LevelParams | None) -> list[nn.Module]:
+        norms = lp.norms if lp is not None and lp.norms is not None else self.norms
+        if norms is None:
+            raise RuntimeError("layer built without its own norms needs per-level norms")
+        if len(norms) == 1:
+            return [norms[0]] * self.spec.n_sublayers
+        return list(norms)
+
+    def forward(self, h: Tensor, lp: LevelParams | None, shared: SharedInputs, key: Hashable) -> Tensor:
+        norms = self._norm_list(lp)
+        sig = lp.signals if lp is not None else None
+        level = lp.level if lp is not None else 0
+        probe = None
+        if shared.attn_probe is not None:
+            probe = partial(shared.attn_probe, key, "self")
+        if self.spec.norm_style == "post":
+            return self._post(h, norms, sig, level, lp, shared, key, probe)
+        return self._pre(h, norms, sig, level, lp, shared, key, probe)
+
+    # --- post-norm (translation) -------------------------------------------------------
+
+    def _post(self, h, norms, sig, level, lp, shared, key, probe) -> Tensor:
+        add = partial(sig.add_to, level=level, x=h) if sig is not None and sig.has_qkv else None
+        a = self.self_attn(h, shared.self_mask, add, shared.rope, shared.cache, (key, "self"), probe)
+        h = norms[0](h + self.dropout(a))
+        if self.cross_attn is not None:
+            h = norms[1](h + self.dropout(self._cross(h, lp, shared, key)))
+        f_in = h + sig.ffn(level, h) if sig is not None and sig.has_ffn else h
+        return norms[-1](h + self.dropout(self.ffn(f_in)))
+
+    # --- pre-norm (ViT, GPT) -----------------------------------------------------------
+
+    def _pre(self, h, norms, sig, level, lp, shared, key, probe) -> Tensor:
+        u = norms[0](h)
+        add = None
+        if sig is not None and sig.has_qkv:
+            src = h if self.spec.signal_input == "raw" else u
+            add = partial(sig.add_to, level=level, x=src)
+        h = h + self.dropout(self.self_attn(u, shared.self_mask, add, shared.rope, shared.cache, (key, "self"), probe))
+        if self.cross_attn is not None:
+            h = h + self.dropout(self._cross(norms[1](h), lp, shared, key))
+        last = norms[-1]
+        if sig is not None and sig.has_ffn:
+            if self.spec.ffn_signal_position == "before_norm":
+                src = h if self.spec.signal_input == "raw" else last(h)
+                f_in = last(h + sig.ffn(level, src))
+            else:
+                u = last(h)
+                f_in = u + sig.ffn(level, h if self.spec.signal_input == "raw" else u)
+        else:
+            f_in = last(h)
+        return h + self.dropout(self.ffn(f_in))
+
+    def _cross(self, x: Tensor, lp: LevelParams | None, shared: SharedInputs, key: Hashable) -> Tensor:
+        if shared.memory is None:
+            raise ValueError("a decoder layer with cross-attention needs the encoder output")
+        q_sig = kv_sig = None
+        if lp is not None and lp.cross_q is not None:
+            q_sig = lp.cross_q.qkv(lp.level, x)[..., 0, :]
+            kv_sig = partial(lp.cross_kv.add_to, level=lp.level, x=shared.memory)
+        probe = partial(shared.attn_probe, key, "cross") if shared.attn_probe is not None else None
+        return self.cross_attn(
+            x, shared.memory, shared.memory_mask, q_sig, kv_sig, shared.cache, (key, "cross"), probe
+        )

@@ -1,0 +1,24 @@
+"""Task models built on the looped-stack engine."""
+
+from ..config import ModelConfig
+from .base import LoopformerModel
+from .decoder import CausalLM, TextEncoder
+from .seq2seq import Seq2SeqModel
+from .stack import LoopedStack
+from .vit import ViTClassifier
+
+MODEL_CLASSES = {
+    "seq2seq": Seq2SeqModel,
+    "vit": ViTClassifier,
+    "decoder": CausalLM,
+    "encoder": TextEncoder,
+}
+
+
+def build_model(config: ModelConfig) -> LoopformerModel:
+    """Instantiate the task model a config describes."""
+    return MODEL_CLASSES[config.task](config)
+
+
+__all__ = ["CausalLM", "LoopedStack", "LoopformerModel", "MODEL_CLASSES", "Seq2SeqModel", "TextEncoder",
+           "ViTClassifier", "build_model"]

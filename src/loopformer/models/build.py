@@ -1,0 +1,59 @@
+"""Turn a :class:`ModelConfig` into looped stacks: the one place that knows how each
+architecture (vanilla, looped, Universal, RingFormer) maps onto the engine."""
+
+from __future__ import annotations
+
+from ..config import ModelConfig
+from ..layers.block import LayerSpec, TransformerLayer
+from ..layers.signals import LevelSignals
+from .levels import LevelAdapter, PerLevelNorms, UniversalTiming
+from .stack import LoopedStack
+
+
+def layer_spec(cfg: ModelConfig, cross: bool, own_norms: bool) -> LayerSpec:
+    return LayerSpec(
+        dim=cfg.d_model,
+        n_heads=cfg.n_heads,
+        d_ff=cfg.d_ff,
+        cross=cross,
+        norm_style=cfg.norm_style,
+        bias=cfg.bias,
+        dropout=cfg.dropout,
+        attn_dropout=cfg.attn_dropout,
+        norm_eps=cfg.norm_eps,
+        ffn_init_std=cfg.ffn_init_std,
+        own_norms=own_norms,
+        shared_sublayer_norm=cfg.shared_sublayer_norm,
+        signal_input=cfg.signal_input,
+        ffn_signal_position=cfg.ffn_signal_position,
+    )
+
+
+def build_stack(cfg: ModelConfig, depth: int, cross: bool = False) -> LoopedStack:
+    """A stack of unrolled depth ``depth`` for the configured architecture."""
+    if cfg.arch == "vanilla":
+        spec = layer_spec(cfg, cross, own_norms=True)
+        return LoopedStack(core=[], n_loops=0, prelude=[TransformerLayer(spec) for _ in range(depth)])
+
+    k = cfg.core_layers
+    n_loops = depth // k
+    per_level = cfg.arch == "ringformer" or cfg.per_level_norms
+    spec = layer_spec(cfg, cross, own_norms=not per_level)
+    core = [TransformerLayer(spec) for _ in range(k)]
+    levels: LevelAdapter | None = None
+    if per_level:
+        signals = cross_q = cross_kv = None
+        if cfg.has_signals:
+            signals = LevelSignals(
+                depth, cfg.d_model, cfg.rank, qkv_kinds=cfg.qkv_signal_kinds, ffn=cfg.signal_ffn,
+                mode=cfg.signal_mode, init_std=cfg.signal_init_std,
+            )
+        if cross and cfg.arch == "ringformer" and cfg.cross_attention_signals:
+            common = dict(ffn=False, mode=cfg.signal_mode, init_std=cfg.signal_init_std)
+            cross_q = LevelSignals(depth, cfg.d_model, cfg.rank, qkv_kinds=("q",), layout="q", **common)
+            cross_kv = LevelSignals(depth, cfg.d_model, cfg.rank, qkv_kinds=("k", "v"), layout="kv", **common)
+        levels = PerLevelNorms(depth, cfg.d_model, spec.n_sublayers, cfg.norm_eps, signals, cross_q, cross_kv)
+    elif cfg.arch == "universal":
+        levels = UniversalTiming(cfg.max_len, n_loops, cfg.d_model)
+    return LoopedStack(core=core, n_loops=n_loops, levels=levels,
+                       activation_checkpointing=cfg.activation_checkpointing)

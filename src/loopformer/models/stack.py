@@ -1,0 +1,77 @@
+"""The looped-stack engine: prelude layers -> a core of k shared layers run T times -> coda.
+
+Every model in the library is a configuration of this one loop. It owns the iteration,
+the per-level adapter, the (level, layer) cache keys, optional activation
+checkpointing per core application and observers for analysis (free when unused).
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Hashable
+
+from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
+
+from ..layers.block import SharedInputs
+from .levels import LevelAdapter
+
+Observer = Callable[[Hashable, Tensor], None]
+
+
+class LoopedStack(nn.Module):
+    def __init__(
+        self,
+        core: list[nn.Module],
+        n_loops: int,
+        prelude: list[nn.Module] | None = None,
+        coda: list[nn.Module] | None = None,
+        levels: LevelAdapter | None = None,
+        activation_checkpointing: bool = False,
+    ) -> None:
+        super().__init__()
+        self.prelude = nn.ModuleList(prelude or [])
+        self.core = nn.ModuleList(core)
+        self.coda = nn.ModuleList(coda or [])
+        self.n_loops = n_loops
+        self.levels = levels
+        self.activation_checkpointing = activation_checkpointing
+        self._observers: dict[int, Observer] = {}
+
+    @property
+    def depth(self) -> int:
+        """Unrolled number of layer applications."""
+        return len(self.prelude) + len(self.core) * self.n_loops + len(self.coda)
+
+    def add_observer(self, fn: Observer) -> Callable[[], None]:
+        """Call ``fn(key, hidden)`` after every layer application; returns a remover."""
+        handle = id(fn)
+        self._observers[handle] = fn
+        return lambda: self._observers.pop(handle, None)
+
+    def _emit(self, key: Hashable, h: Tensor) -> None:
+        for fn in list(self._observers.values()):
+            fn(key, h)
+
+    def forward(self, h: Tensor, shared: SharedInputs) -> Tensor:
+        for j, layer in enumerate(self.prelude):
+            h = layer(h, None, shared, ("prelude", j))
+            if self._observers:
+                self._emit(("prelude", j), h)
+        k = len(self.core)
+        for t in range(self.n_loops):
+            if self.levels is not None:
+                h = self.levels.enter(t, h, shared)
+            for j, layer in enumerate(self.core):
+                lp = self.levels.params(t, j, k) if self.levels is not None else None
+                key = (t, j)
+                if self.activation_checkpointing and self.training and shared.cache is None:
+                    h = checkpoint(layer, h, lp, shared, key, use_reentrant=False)
+                else:
+                    h = layer(h, lp, shared, key)
+                if self._observers:
+                    self._emit(key, h)
+        for j, layer in enumerate(self.coda):
+            h = layer(h, None, shared, ("coda", j))
+            if self._observers:
+                self._emit(("coda", j), h)
+        return h

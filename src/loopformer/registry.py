@@ -1,0 +1,90 @@
+"""Named presets: the papers' configurations and small CPU-sized versions of each family.
+
+``create_model(name, **overrides)`` builds a fresh model; ``get_config`` gives just the
+config. Paper presets reproduce the published parameter counts exactly (see
+``tests/test_registry.py``).
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Any
+
+from .config import ModelConfig
+from .errors import ConfigError
+
+# --- shared settings per task -----------------------------------------------------------
+
+_MT = dict(
+    task="seq2seq", norm_style="post", bias=False, dropout=0.1, attn_dropout=0.0, norm_eps=1e-5,
+    ffn_init_std=0.02, output_bias=True, tie_embeddings=False, positional="sinusoidal",
+    final_norm=False, max_len=256,
+)
+_MT_BASE = dict(_MT, d_model=512, n_heads=8, d_ff=2048, n_layers=6, vocab_size=52000)
+_MT_SMALL = dict(_MT, d_model=256, n_heads=4, d_ff=1024, n_layers=6, vocab_size=8000)
+
+_VIT = dict(
+    task="vit", norm_style="pre", bias=True, dropout=0.1, attn_dropout=0.0, norm_eps=1e-6,
+    final_norm_eps=1e-6, final_norm=True, ffn_init_std=None, positional="sinusoidal",
+    signal_input="raw", ffn_signal_position="before_norm",
+)
+_VIT_IMAGENET = dict(_VIT, image_size=224, patch_size=16, in_channels=3, num_classes=100)
+_VIT_FMNIST = dict(_VIT, image_size=28, patch_size=4, in_channels=1, num_classes=10)
+
+_LM = dict(
+    task="decoder", norm_style="pre", bias=True, dropout=0.0, attn_dropout=0.0, norm_eps=1e-5,
+    final_norm=True, ffn_init_std=None, positional="learned", output_bias=False, max_len=256,
+    signal_input="raw", ffn_signal_position="after_norm",
+)
+_LM_SMALL = dict(_LM, d_model=128, n_heads=4, d_ff=512, n_layers=4, vocab_size=65)
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # translation, paper sizes (RingFormer spec section 3 and 5)
+    "vanilla-mt-base": dict(_MT_BASE, arch="vanilla", shared_sublayer_norm=True),
+    "looped-mt-base": dict(_MT_BASE, arch="looped"),
+    "universal-mt-base": dict(_MT_BASE, arch="universal"),
+    "ringformer-mt-base": dict(_MT_BASE, arch="ringformer", signal_rank=32),
+    # translation, CPU sizes
+    "vanilla-mt-small": dict(_MT_SMALL, arch="vanilla", shared_sublayer_norm=True),
+    "looped-mt-small": dict(_MT_SMALL, arch="looped"),
+    "universal-mt-small": dict(_MT_SMALL, arch="universal"),
+    "ringformer-mt-small": dict(_MT_SMALL, arch="ringformer", signal_rank=16),
+    # vision, paper sizes (ImageNet-100 head, 224x224, patch 16)
+    "vit-s": dict(_VIT_IMAGENET, arch="vanilla", d_model=512, n_heads=8, d_ff=2048, n_layers=6),
+    "uit-s": dict(_VIT_IMAGENET, arch="universal", d_model=848, n_heads=8, d_ff=3072, n_layers=6),
+    "ringformer-vit-s": dict(_VIT_IMAGENET, arch="ringformer", d_model=728, n_heads=8, d_ff=3072,
+                             n_layers=6, signal_rank=45),
+    "vit-b": dict(_VIT_IMAGENET, arch="vanilla", d_model=768, n_heads=12, d_ff=3072, n_layers=12),
+    "ringformer-vit-b": dict(_VIT_IMAGENET, arch="ringformer", d_model=1284, n_heads=12, d_ff=5120,
+                             n_layers=12, signal_rank=80),
+    # vision, CPU sizes (Fashion-MNIST: 28x28 grey, patch 4, 10 classes)
+    "vit-tiny": dict(_VIT_FMNIST, arch="vanilla", d_model=192, n_heads=4, d_ff=768, n_layers=6),
+    "looped-vit-tiny": dict(_VIT_FMNIST, arch="looped", d_model=192, n_heads=4, d_ff=768, n_layers=6),
+    "uit-tiny": dict(_VIT_FMNIST, arch="universal", d_model=192, n_heads=4, d_ff=768, n_layers=6),
+    "ringformer-vit-tiny": dict(_VIT_FMNIST, arch="ringformer", d_model=192, n_heads=4, d_ff=768,
+                                n_layers=6, signal_rank=12),
+    # causal language models, CPU sizes (character level)
+    "vanilla-lm-small": dict(_LM_SMALL, arch="vanilla"),
+    "looped-lm-small": dict(_LM_SMALL, arch="looped"),
+    "universal-lm-small": dict(_LM_SMALL, arch="universal", positional="none"),
+    "ringformer-lm-small": dict(_LM_SMALL, arch="ringformer", signal_rank=8),
+}
+
+
+def list_models() -> list[str]:
+    return sorted(PRESETS)
+
+
+def get_config(name: str, **overrides: Any) -> ModelConfig:
+    if name not in PRESETS:
+        close = difflib.get_close_matches(name, PRESETS, n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else f"; available: {', '.join(list_models())}"
+        raise ConfigError(f"unknown preset '{name}'{hint}")
+    return ModelConfig.from_dict({**PRESETS[name], **overrides})
+
+
+def create_model(name: str, **overrides: Any):
+    """Build the named preset, with any config field overridden by keyword."""
+    from .models import build_model
+
+    return build_model(get_config(name, **overrides))
