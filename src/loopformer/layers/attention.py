@@ -39,16 +39,15 @@ class SelfAttention(nn.Module):
         self,
         x: Tensor,
         mask: AttnMask,
-        add_signals: Callable[[Tensor], Tensor] | None = None,
+        signals: Callable[[Tensor], tuple[Tensor, ...]] | None = None,
         rope: tuple[Tensor, Tensor] | None = None,
         cache: KVCache | None = None,
         cache_key: Hashable | None = None,
         probe: Callable[[Tensor], None] | None = None,
     ) -> Tensor:
         qkv = self.qkv_proj(x)
-        if add_signals is not None:
-            qkv = add_signals(qkv)
-        q, k, v = (_heads(t, self.n_heads) for t in qkv.chunk(3, dim=-1))
+        parts = signals(qkv) if signals is not None else qkv.chunk(3, dim=-1)
+        q, k, v = (_heads(t, self.n_heads) for t in parts)
         if rope is not None:
             q, k = apply_rotary(q, *rope), apply_rotary(k, *rope)
         if cache is not None:
@@ -74,22 +73,21 @@ class CrossAttention(nn.Module):
         x: Tensor,
         memory: Tensor,
         mask: AttnMask,
-        q_signal: Tensor | None = None,
-        kv_signal: Callable[[Tensor], Tensor] | None = None,
+        q_signals: Callable[[Tensor], tuple[Tensor, ...]] | None = None,
+        kv_signals: Callable[[Tensor], tuple[Tensor, ...]] | None = None,
         cache: KVCache | None = None,
         cache_key: Hashable | None = None,
         probe: Callable[[Tensor], None] | None = None,
     ) -> Tensor:
         q = self.q_proj(x)
-        if q_signal is not None:
-            q = q + q_signal
+        if q_signals is not None:
+            (q,) = q_signals(q)
         q = _heads(q, self.n_heads)
         cached = cache.get(cache_key) if cache is not None else None
         if cached is None:
             kv = self.kv_proj(memory)
-            if kv_signal is not None:
-                kv = kv_signal(kv)
-            k, v = (_heads(t, self.n_heads) for t in kv.chunk(2, dim=-1))
+            parts = kv_signals(kv) if kv_signals is not None else kv.chunk(2, dim=-1)
+            k, v = (_heads(t, self.n_heads) for t in parts)
             if cache is not None:
                 cache.put(cache_key, k, v)
         else:

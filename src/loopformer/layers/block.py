@@ -106,12 +106,12 @@ class TransformerLayer(nn.Module):
     # --- post-norm (translation) -------------------------------------------------------
 
     def _post(self, h, norms, sig, level, lp, shared, key, probe) -> Tensor:
-        add = partial(sig.add_to, level=level, x=h) if sig is not None and sig.has_qkv else None
+        add = partial(sig.split_qkv, level=level, x=h) if sig is not None and sig.has_qkv else None
         a = self.self_attn(h, shared.self_mask, add, shared.rope, shared.cache, (key, "self"), probe)
         h = norms[0](h + self.dropout(a))
         if self.cross_attn is not None:
             h = norms[1](h + self.dropout(self._cross(h, lp, shared, key)))
-        f_in = h + sig.ffn(level, h) if sig is not None and sig.has_ffn else h
+        f_in = sig.add_ffn(h, level, h) if sig is not None and sig.has_ffn else h
         return norms[-1](h + self.dropout(self.ffn(f_in)))
 
     # --- pre-norm (ViT, GPT) -----------------------------------------------------------
@@ -121,7 +121,7 @@ class TransformerLayer(nn.Module):
         add = None
         if sig is not None and sig.has_qkv:
             src = h if self.spec.signal_input == "raw" else u
-            add = partial(sig.add_to, level=level, x=src)
+            add = partial(sig.split_qkv, level=level, x=src)
         h = h + self.dropout(self.self_attn(u, shared.self_mask, add, shared.rope, shared.cache, (key, "self"), probe))
         if self.cross_attn is not None:
             h = h + self.dropout(self._cross(norms[1](h), lp, shared, key))
@@ -129,10 +129,10 @@ class TransformerLayer(nn.Module):
         if sig is not None and sig.has_ffn:
             if self.spec.ffn_signal_position == "before_norm":
                 src = h if self.spec.signal_input == "raw" else last(h)
-                f_in = last(h + sig.ffn(level, src))
+                f_in = last(sig.add_ffn(h, level, src))
             else:
                 u = last(h)
-                f_in = u + sig.ffn(level, h if self.spec.signal_input == "raw" else u)
+                f_in = sig.add_ffn(u, level, h if self.spec.signal_input == "raw" else u)
         else:
             f_in = last(h)
         return h + self.dropout(self.ffn(f_in))
@@ -142,8 +142,8 @@ class TransformerLayer(nn.Module):
             raise ValueError("a decoder layer with cross-attention needs the encoder output")
         q_sig = kv_sig = None
         if lp is not None and lp.cross_q is not None:
-            q_sig = lp.cross_q.qkv(lp.level, x)[..., 0, :]
-            kv_sig = partial(lp.cross_kv.add_to, level=lp.level, x=shared.memory)
+            q_sig = partial(lp.cross_q.split_qkv, level=lp.level, x=x)
+            kv_sig = partial(lp.cross_kv.split_qkv, level=lp.level, x=shared.memory)
         probe = partial(shared.attn_probe, key, "cross") if shared.attn_probe is not None else None
         return self.cross_attn(
             x, shared.memory, shared.memory_mask, q_sig, kv_sig, shared.cache, (key, "cross"), probe

@@ -64,29 +64,44 @@ class LevelSignals(nn.Module):
         return "".join(self.qkv_kinds) == self.layout
 
     def qkv(self, level: int, x: Tensor) -> Tensor:
-        """(..., d) -> (..., n_kinds, d): the signals to add to the selected projections."""
+        """(..., d) -> (..., n_kinds, d): the signals alone (for inspection and tests)."""
         n = len(self.qkv_kinds)
+        zeros = x.new_zeros(*x.shape[:-1], n * self.dim)
+        return self._add(zeros, level, x).transpose(0, 1).reshape(*x.shape[:-1], n, self.dim)
+
+    def _add(self, proj: Tensor, level: int, x: Tensor) -> Tensor:
+        """``proj`` (..., n*d) laid out by kind, plus the signals: returned as (n, M, d).
+
+        The up-projection and the addition happen in one ``baddbmm``; the down-projection
+        of all kinds is one matmul."""
+        n = len(self.qkv_kinds)
+        base = proj.reshape(-1, n, self.dim).transpose(0, 1)  # (n, M, d) view
         if self.mode == "static":
-            return self.qkv_static[level].to(x.dtype).expand(*x.shape[:-1], n, self.dim)
+            return base + self.qkv_static[level].to(proj.dtype)[:, None, :]
         down = self.qkv_down[level].reshape(n * self.rank, self.dim)
-        codes = nn.functional.linear(x, down.to(x.dtype))  # one matmul for all kinds
-        lead = codes.shape[:-1]
-        codes = codes.reshape(-1, n, self.rank).transpose(0, 1)  # (n, M, r)
-        out = torch.bmm(codes, self.qkv_up[level].to(codes.dtype))  # (n, M, d)
-        return out.transpose(0, 1).reshape(*lead, n, self.dim)
+        codes = nn.functional.linear(x, down.to(x.dtype)).reshape(-1, n, self.rank).transpose(0, 1)
+        return torch.baddbmm(base, codes, self.qkv_up[level].to(codes.dtype))
 
     def ffn(self, level: int, x: Tensor) -> Tensor:
-        if self.mode == "static":
-            return self.ffn_static[level].to(x.dtype).expand_as(x)
-        codes = nn.functional.linear(x, self.ffn_down[level].to(x.dtype))
-        return codes @ self.ffn_up[level].to(codes.dtype)
+        """The FFN signal s_F(x) alone (for inspection and tests)."""
+        return self.add_ffn(torch.zeros_like(x), level, x)
 
-    def add_to(self, proj: Tensor, level: int, x: Tensor) -> Tensor:
-        """Add signals computed from ``x`` to a fused projection output laid out as
-        ``self.layout`` (e.g. (..., 3d) for "qkv")."""
-        sig = self.qkv(level, x)
+    def add_ffn(self, base: Tensor, level: int, x: Tensor) -> Tensor:
+        """``base + s_F(x)``, the up-projection fused with the addition (``addmm``)."""
+        if self.mode == "static":
+            return base + self.ffn_static[level].to(base.dtype)
+        codes = nn.functional.linear(x, self.ffn_down[level].to(x.dtype))
+        flat = torch.addmm(base.reshape(-1, self.dim), codes.reshape(-1, self.rank), self.ffn_up[level].to(codes.dtype))
+        return flat.view(base.shape)
+
+    def split_qkv(self, proj: Tensor, level: int, x: Tensor) -> tuple[Tensor, ...]:
+        """Add the signals to a fused projection laid out as ``self.layout`` and split it
+        into one (..., d) tensor per slot of the layout."""
+        lead = proj.shape[:-1]
         if self.covers_layout:
-            return proj + sig.reshape(proj.shape)
-        qkv = proj
-        shaped = qkv.reshape(*qkv.shape[:-1], len(self.layout), self.dim)
-        return shaped.index_add(-2, self.qkv_slots, sig).reshape(qkv.shape)
+            out = self._add(proj, level, x)
+            return tuple(o.view(*lead, self.dim) for o in out.unbind(0))
+        shaped = proj.reshape(*lead, len(self.layout), self.dim)
+        sig = self.qkv(level, x)
+        shaped = shaped.index_add(-2, self.qkv_slots, sig)
+        return tuple(shaped.unbind(-2))
