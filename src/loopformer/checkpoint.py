@@ -111,13 +111,14 @@ def read_checkpoint_config(path: str | os.PathLike) -> tuple[ModelConfig, dict[s
         raise CheckpointError(f"{cfg_path} is missing: not a loopformer checkpoint directory")
     try:
         meta = json.loads(cfg_path.read_bytes().decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"{cfg_path} is corrupt: {exc}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise CheckpointError(f"{cfg_path} is corrupt: {str(exc) or type(exc).__name__}") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise CheckpointError(f"{cfg_path} is not a loopformer model config")
-    if meta.get("format_version") != FORMAT_VERSION:
+    version = meta.get("format_version")
+    if type(version) is not int or version != FORMAT_VERSION:
         raise CheckpointError(
-            f"{cfg_path} has format version {meta.get('format_version')!r}; this library reads {FORMAT_VERSION}"
+            f"{cfg_path} has format version {version!r}; this library reads {FORMAT_VERSION}"
         )
     try:
         config = ModelConfig.from_dict(meta.get("model"))

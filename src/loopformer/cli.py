@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-from .errors import LoopformerError
+from .errors import CheckpointError, LoopformerError
 
 
 def _model_config(target: str, overrides: Sequence[str], args: argparse.Namespace):
@@ -24,6 +24,8 @@ def _model_config(target: str, overrides: Sequence[str], args: argparse.Namespac
 
     if Path(target).is_dir():
         config, _ = read_checkpoint_config(target)
+    elif "/" in target or target.startswith("."):
+        raise CheckpointError(f"checkpoint directory {target} does not exist")
     else:
         config = get_config(target)
     changes = dict(parse_override(o) for o in overrides)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import typing
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from typing import Any
 
 from .errors import ConfigError
@@ -86,8 +86,6 @@ class ModelConfig:
     # execution (does not change parameters)
     activation_checkpointing: bool = False
 
-    extra: dict[str, Any] = field(default_factory=dict)
-
     def __post_init__(self) -> None:
         self._check_types()
         self._check_choices()
@@ -103,6 +101,8 @@ class ModelConfig:
                 raise ConfigError(
                     f"config field '{f.name}' must be {_type_name(hints[f.name])}, got {value!r}"
                 )
+            if type(value) is int and float in _options(hints[f.name]) and int not in _options(hints[f.name]):
+                setattr(self, f.name, float(value))
 
     def _check_choices(self) -> None:
         for name, choices in (
@@ -231,7 +231,7 @@ def parse_override(text: str) -> tuple[str, Any]:
 
 
 def _coerce(key: str, raw: str, hint: Any) -> Any:
-    options = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, _UnionType) else (hint,)
+    options = _options(hint)
     if type(None) in options and raw.lower() in ("none", "null", ""):
         return None
     for opt in options:
@@ -252,13 +252,6 @@ def _coerce(key: str, raw: str, hint: Any) -> Any:
                 pass
         elif opt is str:
             return raw
-        elif typing.get_origin(opt) is dict:
-            try:
-                value = json.loads(raw)
-            except json.JSONDecodeError:
-                break
-            if isinstance(value, dict):
-                return value
     raise ConfigError(f"cannot read {raw!r} as {_type_name(hint)} for config key '{key}'")
 
 
@@ -266,6 +259,10 @@ try:  # Python >= 3.10: ``int | None`` is a types.UnionType
     from types import UnionType as _UnionType
 except ImportError:  # pragma: no cover
     _UnionType = typing.Union  # type: ignore
+
+
+def _options(hint: Any) -> tuple[Any, ...]:
+    return typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, _UnionType) else (hint,)
 
 
 def _matches(value: Any, hint: Any) -> bool:
@@ -282,8 +279,6 @@ def _matches(value: Any, hint: Any) -> bool:
         return isinstance(value, (int, float)) and not isinstance(value, bool)
     if hint is str:
         return isinstance(value, str)
-    if origin is dict:
-        return isinstance(value, dict)
     return True
 
 
@@ -293,6 +288,4 @@ def _type_name(hint: Any) -> str:
         return " or ".join(_type_name(h) for h in typing.get_args(hint))
     if hint is type(None):
         return "null"
-    if origin is dict:
-        return "a mapping"
     return getattr(hint, "__name__", str(hint))
