@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-from .errors import CheckpointError, LoopformerError
+from .errors import CheckpointError, ConfigError, LoopformerError
 
 
 def _model_config(target: str, overrides: Sequence[str], args: argparse.Namespace):
@@ -90,6 +90,70 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    from .tasks.translation_run import train_translation
+
+    if args.task != "translation":
+        raise ConfigError(f"training task '{args.task}' is not available yet; available: translation")
+    results = train_translation(args.model, args.preset, args.overrides, args.config, args.out, args.resume)
+    print(f"\ncheckpoint: {results['checkpoint']}")
+    for split in ("test2016", "test2017"):
+        if split in results:
+            r = results[split]
+            print(f"{split} sacreBLEU (beam {r['beam']}): {r['bleu']:.2f}  [{r['text']}]  {r['signature']}")
+    return 0
+
+
+def _read_stdin_lines() -> list[str]:
+    data = sys.stdin.buffer.read()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"standard input is not UTF-8 (byte {exc.start})") from None
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [line.rstrip("\r") for line in lines]
+
+
+def cmd_translate(args: argparse.Namespace) -> int:
+    from .tasks.translation_run import load_translation_checkpoint
+
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    model, task = load_translation_checkpoint(args.checkpoint)
+    lines = _read_stdin_lines()
+    limit = model.config.max_len - 2
+    encoded = task.tok.encode_batch(lines)
+    for i, ids in enumerate(encoded):
+        if len(ids) >= limit:
+            print(f"loopformer: warning: line {i + 1} has {len(ids)} tokens; only the first {limit - 1} are translated",
+                  file=sys.stderr)
+    for line in task.translate(model, lines, beam=args.beam, length_penalty=args.length_penalty):
+        print(line)
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .tasks.translation_run import load_translation_checkpoint
+
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    model, task = load_translation_checkpoint(args.checkpoint)
+    res = task.test_bleu(model, args.split, beam=args.beam)
+    if args.json:
+        print(json.dumps(res, indent=2))
+    else:
+        print(f"{args.split} sacreBLEU (beam {res['beam']}): {res['bleu']:.2f}")
+        print(res["text"])
+        print(res["signature"])
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="loopformer", description="Looped Transformers: RingFormer, SpiralFormer and baselines.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -112,12 +176,43 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=int, default=2)
     p.add_argument("--length", type=int, default=16)
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("train", help="train a model on a task (progress bar, checkpoints, resume)")
+    p.add_argument("task", choices=["translation"], help="what to train")
+    p.add_argument("--model", default="ringformer", help="family: vanilla, looped, universal, ringformer")
+    p.add_argument("--preset", default="mt-small", help="size: mt-small, mt-base")
+    p.add_argument("--config", default=None, help="YAML file of settings (flat or model/train/task sections)")
+    p.add_argument("--out", default=None, help="run directory (default runs/<task>/<model>-<preset>)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument("overrides", nargs="*", help="settings as key=value (model, training or task fields)")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("translate", help="translate stdin to stdout, one sentence a line")
+    p.add_argument("checkpoint")
+    p.add_argument("--beam", type=int, default=None, help="beam size (default: the run's test_beam)")
+    p.add_argument("--length-penalty", type=float, default=None, dest="length_penalty")
+    p.add_argument("--threads", type=int, default=None)
+    p.set_defaults(func=cmd_translate)
+
+    p = sub.add_parser("eval", help="sacreBLEU of a translation checkpoint on a Multi30k split")
+    p.add_argument("checkpoint")
+    p.add_argument("--split", default="test2016", choices=["val", "test2016", "test2017"])
+    p.add_argument("--beam", type=int, default=None)
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_eval)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    # key=value overrides may follow options (argparse stops collecting positionals there)
+    stray = [e for e in extra if "=" not in e or e.startswith("-")]
+    if stray or (extra and not hasattr(args, "overrides")):
+        parser.error(f"unrecognized arguments: {' '.join(stray or extra)}")
+    if extra:
+        args.overrides = list(args.overrides) + extra
     try:
         return args.func(args)
     except LoopformerError as exc:

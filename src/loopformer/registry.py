@@ -21,7 +21,7 @@ _MT = dict(
     final_norm=False, max_len=256,
 )
 _MT_BASE = dict(_MT, d_model=512, n_heads=8, d_ff=2048, n_layers=6, vocab_size=52000)
-_MT_SMALL = dict(_MT, d_model=256, n_heads=4, d_ff=1024, n_layers=6, vocab_size=8000)
+_MT_SMALL = dict(_MT, d_model=256, n_heads=4, d_ff=1024, n_layers=3, vocab_size=8000)
 
 _VIT = dict(
     task="vit", norm_style="pre", bias=True, dropout=0.1, attn_dropout=0.0, norm_eps=1e-6,

@@ -1,0 +1,115 @@
+"""Greedy and batched beam search for encoder-decoder models, on the (level, layer) KV cache.
+
+Both decode one token per step for the whole batch; finished rows keep emitting padding
+at no cost. Beam search returns the raw sum of log-probabilities of each hypothesis
+(so it can be checked against teacher-forced scoring) and picks the winner with a
+length penalty ``score / ((5 + len) / 6) ** alpha`` (GNMT); ``alpha = 0`` disables it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from .layers.cache import KVCache
+
+
+@dataclass
+class Hypotheses:
+    tokens: list[list[int]]  # without BOS/EOS
+    scores: list[float]  # sum of log-probabilities, EOS included when emitted
+
+
+@torch.no_grad()
+def greedy_search(model, src: Tensor, bos: int, eos: int, max_len: int, src_padding_mask: Tensor | None = None) -> Hypotheses:
+    memory, mem_pad = model.encode(src, src_padding_mask)
+    b = src.shape[0]
+    cache = KVCache()
+    last = torch.full((b, 1), bos, dtype=torch.long, device=src.device)
+    done = torch.zeros(b, dtype=torch.bool, device=src.device)
+    scores = torch.zeros(b, dtype=torch.float32, device=src.device)
+    out: list[Tensor] = []
+    for _ in range(max_len):
+        logp = model.decode(last, memory, mem_pad, cache)[:, -1].float().log_softmax(-1)
+        tok = logp.argmax(-1)
+        scores += torch.where(done, torch.zeros_like(scores), logp.gather(1, tok[:, None])[:, 0])
+        tok = torch.where(done, torch.full_like(tok, eos), tok)
+        out.append(tok)
+        done |= tok.eq(eos)
+        last = tok[:, None]
+        if bool(done.all()):
+            break
+    seqs = torch.stack(out, 1).tolist() if out else [[] for _ in range(b)]
+    return Hypotheses([_strip(s, eos) for s in seqs], scores.tolist())
+
+
+@torch.no_grad()
+def beam_search(
+    model, src: Tensor, bos: int, eos: int, max_len: int, beam: int = 4, length_penalty: float = 0.6,
+    src_padding_mask: Tensor | None = None,
+) -> Hypotheses:
+    if beam == 1:
+        return greedy_search(model, src, bos, eos, max_len, src_padding_mask)
+    memory, mem_pad = model.encode(src, src_padding_mask)
+    b, device = src.shape[0], src.device
+    k = beam
+    rows = torch.arange(b, device=device).repeat_interleave(k)
+    memory, mem_pad = memory.index_select(0, rows), mem_pad.index_select(0, rows)
+    cache = KVCache()
+    scores = torch.full((b, k), float("-inf"), device=device)
+    scores[:, 0] = 0.0  # all beams start identical: keep one alive
+    done = torch.zeros(b, k, dtype=torch.bool, device=device)
+    lengths = torch.zeros(b, k, dtype=torch.long, device=device)
+    seqs = torch.empty(b, k, 0, dtype=torch.long, device=device)
+    last = torch.full((b * k, 1), bos, dtype=torch.long, device=device)
+    for _ in range(max_len):
+        logp = model.decode(last, memory, mem_pad, cache)[:, -1].float().log_softmax(-1)
+        v = logp.shape[-1]
+        logp = logp.view(b, k, v)
+        # finished beams: the only continuation is EOS again, at no cost
+        frozen = torch.full((v,), float("-inf"), device=device)
+        frozen[eos] = 0.0
+        logp = torch.where(done[..., None], frozen, logp)
+        cand = (scores[..., None] + logp).view(b, k * v)
+        top, idx = cand.topk(k, dim=-1)
+        src_beam = idx // v
+        tok = idx % v
+        flat = (torch.arange(b, device=device)[:, None] * k + src_beam).view(-1)
+        cache.reorder(flat)
+        was_done = done.gather(1, src_beam)
+        lengths = lengths.gather(1, src_beam) + (~was_done).long()
+        done = was_done | tok.eq(eos)
+        seqs = torch.cat([seqs.gather(1, src_beam[..., None].expand(-1, -1, seqs.shape[-1])), tok[..., None]], -1)
+        scores = top
+        last = tok.view(-1, 1)
+        if bool(done.all()):
+            break
+    norm = ((5.0 + lengths.float()) / 6.0) ** length_penalty
+    best = (scores / norm).argmax(-1)
+    chosen = seqs[torch.arange(b, device=device), best].tolist()
+    chosen_scores = scores[torch.arange(b, device=device), best].tolist()
+    return Hypotheses([_strip(s, eos) for s in chosen], chosen_scores)
+
+
+def _strip(seq: list[int], eos: int) -> list[int]:
+    return seq[: seq.index(eos)] if eos in seq else seq
+
+
+@torch.no_grad()
+def score_hypotheses(model, src: Tensor, hyps: list[list[int]], bos: int, eos: int, pad: int,
+                     add_eos: list[bool] | None = None) -> list[float]:
+    """Teacher-forced sum of log-probabilities of each hypothesis (EOS included if asked)."""
+    add_eos = add_eos if add_eos is not None else [True] * len(hyps)
+    targets = [h + ([eos] if e else []) for h, e in zip(hyps, add_eos)]
+    width = max(len(t) for t in targets)
+    tgt_in = torch.full((len(hyps), width), pad, dtype=torch.long)
+    labels = torch.full((len(hyps), width), -1, dtype=torch.long)
+    for i, t in enumerate(targets):
+        seq = [bos] + t
+        tgt_in[i, : len(t)] = torch.tensor(seq[: len(t)])
+        labels[i, : len(t)] = torch.tensor(t)
+    logp = model(src, tgt_in).float().log_softmax(-1)
+    picked = logp.gather(2, labels.clamp(min=0)[..., None])[..., 0]
+    return (picked * labels.ge(0)).sum(-1).tolist()

@@ -1,0 +1,1 @@
+"""Tasks: data + model wiring + metric for translation, vision and language modelling."""

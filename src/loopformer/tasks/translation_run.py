@@ -1,0 +1,113 @@
+"""End-to-end translation runs (what ``loopformer train translation`` does)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..checkpoint import atomic_write_bytes, load_model
+from ..config import ModelConfig
+from ..data.tokenizer import BPETokenizer
+from ..errors import ConfigError
+from ..models import build_model
+from ..registry import get_config
+from ..train.config import TrainConfig, split_overrides
+from ..train.state import resolve
+from ..train.trainer import Trainer
+from .translation import TranslationConfig, TranslationTask, load_task_config
+
+SETTINGS = {"model": ModelConfig, "train": TrainConfig, "task": TranslationConfig}
+
+
+def read_settings(pairs: list[str], config_file: str | None) -> dict[str, dict[str, Any]]:
+    """Merge a YAML file (flat, or with model/train/task sections) and key=value overrides."""
+    merged: list[str] = []
+    if config_file:
+        import yaml
+
+        try:
+            data = yaml.safe_load(Path(config_file).read_text())
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"cannot read config file {config_file}: {exc}") from None
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            raise ConfigError(f"{config_file} must hold a mapping of settings")
+        for key, value in data.items():
+            if key in SETTINGS and isinstance(value, dict):
+                merged += [f"{k}={_as_text(v)}" for k, v in value.items()]
+            else:
+                merged.append(f"{key}={_as_text(value)}")
+    return split_overrides(merged + list(pairs), SETTINGS)
+
+
+def _as_text(value: Any) -> str:
+    if value is None:
+        return "none"
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def train_translation(
+    model_name: str, preset: str, pairs: list[str], config_file: str | None = None,
+    out: str | None = None, resume: bool = False, test_splits: tuple[str, ...] = ("test2016", "test2017"),
+) -> dict[str, Any]:
+    settings = read_settings(pairs, config_file)
+    name = f"{model_name}-{preset}" if not model_name.endswith(preset) else model_name
+    out_dir = Path(out or f"runs/translation/{name}")
+    train_cfg = TrainConfig(**settings["train"])
+    if train_cfg.threads:
+        torch.set_num_threads(train_cfg.threads)
+    last = resolve(out_dir / "last")
+    if last is not None and not resume:
+        raise ConfigError(f"{out_dir} already holds a run; pass --resume to continue it or choose another --out")
+    if last is not None:
+        task_cfg = load_task_config(last)
+        task = TranslationTask(task_cfg, BPETokenizer.load(last))
+    else:
+        task_cfg = TranslationConfig(**settings["task"])
+        task = TranslationTask.prepare(task_cfg)
+    model_cfg = get_config(name, **{**task.model_overrides(), **settings["model"]})
+    torch.manual_seed(train_cfg.seed)
+    model = build_model(model_cfg)
+    trainer = Trainer(task, model, train_cfg, out_dir)
+    resumed = trainer.resume() if last is not None else False
+    started = time.time()
+    summary = trainer.fit()
+    summary["wall_seconds_this_run"] = time.time() - started
+    summary["resumed"] = resumed
+    best = resolve(out_dir / "best") or resolve(out_dir / "last")
+    final_model = load_model(best)
+    results = {"model": name, "out": str(out_dir), "checkpoint": str(best), "train": summary,
+               "parameters": _params(final_model)}
+    for split in test_splits:
+        t0 = time.time()
+        res = task.test_bleu(final_model, split)
+        res["seconds"] = time.time() - t0
+        results[split] = res
+    atomic_write_bytes(out_dir / "results.json", json.dumps(results, indent=2).encode())
+    return results
+
+
+def _params(model) -> dict[str, int]:
+    from ..analysis.params import count_parameters
+
+    c = count_parameters(model)
+    return {"non_embedding": c.non_embedding, "total": c.total}
+
+
+def load_translation_checkpoint(path: str) -> tuple[torch.nn.Module, TranslationTask]:
+    folder = Path(path)
+    model = load_model(folder)
+    task = TranslationTask(load_task_config(folder), BPETokenizer.load(folder))
+    if task.tok.vocab_size != model.config.vocab_size:
+        from ..errors import CheckpointError
+
+        raise CheckpointError(
+            f"{folder / 'tokenizer.json'} has {task.tok.vocab_size} tokens but the model expects "
+            f"{model.config.vocab_size}"
+        )
+    return model.eval(), task

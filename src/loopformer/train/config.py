@@ -1,0 +1,101 @@
+"""Training configuration (optimizer, schedule, budget, checkpoints)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, fields
+from typing import Any
+
+from ..config import _coerce, _matches, _options, _type_name
+from ..errors import ConfigError
+
+SCHEDULES = ("inverse_sqrt", "cosine", "constant")
+
+
+@dataclass
+class TrainConfig:
+    lr: float = 1e-3
+    warmup_steps: int = 300
+    schedule: str = "inverse_sqrt"
+    min_lr_ratio: float = 0.0
+    max_steps: int = 100_000
+    max_minutes: float | None = None
+    weight_decay: float = 0.01
+    beta1: float = 0.9
+    beta2: float = 0.98
+    adam_eps: float = 1e-8
+    grad_clip: float | None = 1.0
+    accum_steps: int = 1
+    label_smoothing: float = 0.1
+    bf16: bool = False
+    seed: int = 0
+    eval_every: int = 500
+    log_every: int = 25
+    keep_last: int = 1
+    threads: int | None = None
+    nonfinite: str = "stop"
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        import typing
+
+        hints = typing.get_type_hints(TrainConfig)
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if not _matches(value, hints[f.name]):
+                raise ConfigError(f"training field '{f.name}' must be {_type_name(hints[f.name])}, got {value!r}")
+            if type(value) is int and float in _options(hints[f.name]) and int not in _options(hints[f.name]):
+                setattr(self, f.name, float(value))
+        if self.schedule not in SCHEDULES:
+            raise ConfigError(f"schedule must be one of {', '.join(SCHEDULES)}; got {self.schedule!r}")
+        if self.nonfinite not in ("stop", "skip"):
+            raise ConfigError(f"nonfinite must be stop or skip; got {self.nonfinite!r}")
+        for name in ("max_steps", "accum_steps", "eval_every", "log_every", "keep_last"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"training field '{name}' must be >= 1, got {getattr(self, name)}")
+        if self.lr <= 0 or self.warmup_steps < 0:
+            raise ConfigError("lr must be > 0 and warmup_steps >= 0")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ConfigError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if self.max_minutes is not None and self.max_minutes <= 0:
+            raise ConfigError("max_minutes must be > 0")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def lr_at(cfg: TrainConfig, step: int) -> float:
+    """Learning rate for optimizer step ``step`` (0-based): linear warmup, then decay."""
+    s = step + 1
+    if cfg.warmup_steps and s <= cfg.warmup_steps:
+        return cfg.lr * s / cfg.warmup_steps
+    if cfg.schedule == "constant":
+        return cfg.lr
+    if cfg.schedule == "inverse_sqrt":
+        return cfg.lr * (max(cfg.warmup_steps, 1) / s) ** 0.5
+    import math
+
+    span = max(cfg.max_steps - cfg.warmup_steps, 1)
+    progress = min((s - cfg.warmup_steps) / span, 1.0)
+    floor = cfg.lr * cfg.min_lr_ratio
+    return floor + (cfg.lr - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def split_overrides(pairs: list[str], targets: dict[str, type]) -> dict[str, dict[str, Any]]:
+    """Route ``key=value`` strings to the dataclass (of ``targets``) that owns the key."""
+    import typing
+
+    owners = {}
+    for label, cls in targets.items():
+        for f in fields(cls):
+            owners.setdefault(f.name, (label, typing.get_type_hints(cls)[f.name]))
+    out: dict[str, dict[str, Any]] = {label: {} for label in targets}
+    for text in pairs:
+        if "=" not in text:
+            raise ConfigError(f"override {text!r} must look like key=value")
+        key, raw = (part.strip() for part in text.split("=", 1))
+        if key not in owners:
+            raise ConfigError(f"unknown setting '{key}'; valid: {', '.join(sorted(owners))}")
+        label, hint = owners[key]
+        out[label][key] = _coerce(key, raw, hint)
+    return out

@@ -1,0 +1,247 @@
+"""The one trainer shared by every task.
+
+A task supplies the data plan and the loss; the trainer owns the optimizer, schedule,
+bf16 autocast, accumulation, clipping, validation, checkpoints, exact resume, the
+progress bar and the JSONL log. Exact resume rebuilds the epoch's batch plan from
+(seed, epoch), skips to the saved position and restores optimizer and RNG states.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+import time
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+
+from ..checkpoint import load_model
+from ..errors import LoopformerError
+from .config import TrainConfig, lr_at
+from .state import optimizer_from_flat, read_training_state, resolve, restore_rng, write_checkpoint
+
+
+class TrainingError(LoopformerError):
+    """Training cannot continue (non-finite loss, incompatible resume...)."""
+
+
+class _CleanStop(Exception):
+    """Raised between steps after Ctrl-C / SIGTERM."""
+
+
+class Task(Protocol):
+    def batch_plan(self, epoch: int, seed: int) -> list[Any]: ...
+    def make_batch(self, item: Any) -> dict[str, torch.Tensor]: ...
+    def count_tokens(self, batch: dict[str, torch.Tensor]) -> int: ...
+    def loss(self, model, batch: dict[str, torch.Tensor], label_smoothing: float) -> tuple[torch.Tensor, int]: ...
+    def evaluate(self, model) -> dict[str, float]: ...
+    def save_assets(self, folder: Path) -> None: ...
+
+
+class Trainer:
+    def __init__(self, task: Task, model: torch.nn.Module, cfg: TrainConfig, out_dir: str | Path) -> None:
+        self.task = task
+        self.model = model
+        self.cfg = cfg
+        self.out = Path(out_dir)
+        decay, no_decay = [], []
+        for name, p in model.named_parameters():
+            if not p.requires_grad:
+                continue
+            (decay if p.dim() >= 2 and not name.endswith(("_up", "_down")) else no_decay).append(p)
+        self.opt = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+            lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=cfg.adam_eps,
+        )
+        self.step = 0
+        self.epoch = 0
+        self.position = 0  # batches of the current epoch already consumed
+        self.tokens_seen = 0
+        self.train_seconds = 0.0
+        self.best_score: float | None = None
+        self.history: list[dict[str, Any]] = []
+        self._stop_signal: int | None = None
+
+    # --- checkpoints ---------------------------------------------------------------------
+
+    def _state(self) -> dict[str, Any]:
+        return {
+            "step": self.step, "epoch": self.epoch, "position": self.position,
+            "tokens_seen": self.tokens_seen, "train_seconds": self.train_seconds,
+            "best_score": self.best_score, "train_config": self.cfg.to_dict(),
+        }
+
+    def save(self, which: str = "last") -> Path:
+        with_state = which == "last"
+        return write_checkpoint(
+            self.out / which, self.model, self.task.save_assets,
+            state=self._state() if with_state else None, optimizer=self.opt if with_state else None,
+        )
+
+    def resume(self) -> bool:
+        """Continue from ``<out>/last`` if it exists; returns whether it did."""
+        folder = resolve(self.out / "last")
+        if folder is None:
+            return False
+        meta, tensors = read_training_state(folder)
+        saved = load_model(folder)
+        if saved.config != self.model.config:
+            raise TrainingError(f"{folder} holds a different model config; use another --out or the same settings")
+        self.model.load_state_dict(saved.state_dict())
+        optimizer_from_flat(self.opt, tensors, meta["optimizer"])
+        restore_rng(tensors, meta["rng"])
+        for key in ("step", "epoch", "position", "tokens_seen", "train_seconds", "best_score"):
+            setattr(self, key, meta[key])
+        return True
+
+    # --- the loop ------------------------------------------------------------------------
+
+    def _log(self, record: dict[str, Any]) -> None:
+        self.history.append(record)
+        with open(self.out / "metrics.jsonl", "a") as fh:
+            fh.write(json.dumps(record) + "\n")
+
+    def _budget_left(self) -> bool:
+        if self.step >= self.cfg.max_steps:
+            return False
+        if self.cfg.max_minutes is not None and self.train_seconds >= self.cfg.max_minutes * 60:
+            return False
+        return True
+
+    def _batches(self):
+        """Yield (item) groups of ``accum_steps`` batches, crossing epochs, from the saved position."""
+        while True:
+            plan = self.task.batch_plan(self.epoch, self.cfg.seed)
+            if not plan:
+                raise TrainingError("the training data produced no batches")
+            while self.position + self.cfg.accum_steps <= len(plan):
+                group = plan[self.position : self.position + self.cfg.accum_steps]
+                yield group
+            self.epoch += 1
+            self.position = 0
+
+    def evaluate(self) -> dict[str, Any]:
+        self.model.eval()
+        try:
+            with torch.no_grad():
+                metrics = self.task.evaluate(self.model)
+        finally:
+            self.model.train()
+        record = {"step": self.step, "kind": "eval", **metrics}
+        self._log(record)
+        score = metrics.get("score")
+        if score is not None and (self.best_score is None or score > self.best_score):
+            self.best_score = score
+            self.save("best")
+        return metrics
+
+    def fit(self) -> dict[str, Any]:
+        cfg = self.cfg
+        self.out.mkdir(parents=True, exist_ok=True)
+        if self.step == 0:
+            torch.manual_seed(cfg.seed)
+        self.model.train()
+        autocast = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if cfg.bf16 else nullcontext
+        bar = _progress(cfg, self.step)
+        handlers = self._install_signal_handlers()
+        window_tokens, window_start, losses = 0, time.perf_counter(), []
+        try:
+            batches = self._batches()
+            while self._budget_left():
+                if self._stop_signal is not None:
+                    raise _CleanStop
+                t0 = time.perf_counter()
+                group = next(batches)
+                for g in self.opt.param_groups:
+                    g["lr"] = lr_at(cfg, self.step)
+                total_tokens = 0
+                loss_sum = 0.0
+                items = [self.task.make_batch(item) for item in group]
+                counts = [self.task.count_tokens(b) for b in items]
+                denom = max(sum(counts), 1)
+                for batch in items:
+                    with autocast():
+                        loss, n = self.task.loss(self.model, batch, cfg.label_smoothing)
+                    (loss * (n / denom)).backward()
+                    loss_sum += loss.item() * n
+                    total_tokens += n
+                mean_loss = loss_sum / denom
+                if not math.isfinite(mean_loss):
+                    self.opt.zero_grad(set_to_none=True)
+                    if cfg.nonfinite == "stop":
+                        raise TrainingError(
+                            f"non-finite loss at step {self.step}; the last good checkpoint is in {self.out / 'last'}"
+                        )
+                    self.position += len(group)
+                    continue
+                if cfg.grad_clip is not None:
+                    torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+                self.opt.step()
+                self.opt.zero_grad(set_to_none=True)
+                self.step += 1
+                self.position += len(group)
+                self.tokens_seen += total_tokens
+                self.train_seconds += time.perf_counter() - t0
+                window_tokens += total_tokens
+                losses.append(mean_loss)
+                if bar is not None:
+                    bar.update(1)
+                if self.step % cfg.log_every == 0:
+                    now = time.perf_counter()
+                    tps = window_tokens / max(now - window_start, 1e-9)
+                    rec = {"step": self.step, "kind": "train", "loss": sum(losses) / len(losses),
+                           "lr": lr_at(cfg, self.step - 1), "tokens_per_s": tps,
+                           "train_seconds": self.train_seconds, "epoch": self.epoch}
+                    self._log(rec)
+                    if bar is not None:
+                        bar.set_postfix(loss=f"{rec['loss']:.3f}", tok_s=f"{tps:,.0f}", lr=f"{rec['lr']:.2e}")
+                    window_tokens, window_start, losses = 0, time.perf_counter(), []
+                if self.step % cfg.eval_every == 0:
+                    self.evaluate()
+                    self.save("last")
+                    window_start = time.perf_counter()
+            final = self.evaluate()
+            self.save("last")
+            return {"step": self.step, "train_seconds": self.train_seconds, "tokens_seen": self.tokens_seen,
+                    "best_score": self.best_score, **{f"final_{k}": v for k, v in final.items()}}
+        except _CleanStop:
+            self.save("last")
+            raise TrainingError(
+                f"interrupted at step {self.step}; state saved in {self.out / 'last'} (run again with --resume)"
+            ) from None
+        except KeyboardInterrupt:
+            raise TrainingError(
+                f"interrupted twice at step {self.step}; the last checkpoint in {self.out / 'last'} is untouched"
+            ) from None
+        finally:
+            if bar is not None:
+                bar.close()
+            for sig, old in handlers:
+                signal.signal(sig, old)
+
+    def _install_signal_handlers(self):
+        """Ctrl-C or SIGTERM: finish the current step, save ``last``, stop cleanly.
+        A second Ctrl-C stops at once without writing (the saved checkpoint stays intact)."""
+        import threading
+
+        if threading.current_thread() is not threading.main_thread():
+            return []
+
+        def handler(signum, frame):
+            if self._stop_signal is not None and signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            self._stop_signal = signum
+
+        return [(sig, signal.signal(sig, handler)) for sig in (signal.SIGINT, signal.SIGTERM)]
+
+
+def _progress(cfg: TrainConfig, start: int):
+    if not cfg.progress:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=cfg.max_steps, initial=start, desc="train", unit="step", dynamic_ncols=True,
+                mininterval=1.0)
