@@ -20,6 +20,7 @@ from .layers.cache import KVCache
 class Hypotheses:
     tokens: list[list[int]]  # without BOS/EOS
     scores: list[float]  # sum of log-probabilities, EOS included when emitted
+    finished: list[bool]  # whether EOS was emitted (else the length limit was hit)
 
 
 @torch.no_grad()
@@ -42,7 +43,7 @@ def greedy_search(model, src: Tensor, bos: int, eos: int, max_len: int, src_padd
         if bool(done.all()):
             break
     seqs = torch.stack(out, 1).tolist() if out else [[] for _ in range(b)]
-    return Hypotheses([_strip(s, eos) for s in seqs], scores.tolist())
+    return Hypotheses([_strip(s, eos) for s in seqs], scores.tolist(), done.tolist())
 
 
 @torch.no_grad()
@@ -50,8 +51,6 @@ def beam_search(
     model, src: Tensor, bos: int, eos: int, max_len: int, beam: int = 4, length_penalty: float = 0.6,
     src_padding_mask: Tensor | None = None,
 ) -> Hypotheses:
-    if beam == 1:
-        return greedy_search(model, src, bos, eos, max_len, src_padding_mask)
     memory, mem_pad = model.encode(src, src_padding_mask)
     b, device = src.shape[0], src.device
     k = beam
@@ -90,11 +89,21 @@ def beam_search(
     best = (scores / norm).argmax(-1)
     chosen = seqs[torch.arange(b, device=device), best].tolist()
     chosen_scores = scores[torch.arange(b, device=device), best].tolist()
-    return Hypotheses([_strip(s, eos) for s in chosen], chosen_scores)
+    finished = done[torch.arange(b, device=device), best].tolist()
+    return Hypotheses([_strip(s, eos) for s in chosen], chosen_scores, finished)
 
 
 def _strip(seq: list[int], eos: int) -> list[int]:
     return seq[: seq.index(eos)] if eos in seq else seq
+
+
+@torch.no_grad()
+def decode(model, src: Tensor, bos: int, eos: int, max_len: int, beam: int = 1, length_penalty: float = 0.6,
+           src_padding_mask: Tensor | None = None) -> Hypotheses:
+    """Greedy search for ``beam == 1`` (cheaper), beam search otherwise."""
+    if beam == 1:
+        return greedy_search(model, src, bos, eos, max_len, src_padding_mask)
+    return beam_search(model, src, bos, eos, max_len, beam, length_penalty, src_padding_mask)
 
 
 @torch.no_grad()

@@ -15,6 +15,7 @@ from torch import Tensor, nn
 
 from .attention import CrossAttention, SelfAttention
 from .cache import KVCache
+from .dropout import Dropout
 from .ffn import FeedForward
 from .masks import AttnMask
 from .signals import LevelSignals
@@ -75,7 +76,7 @@ class TransformerLayer(nn.Module):
             CrossAttention(spec.dim, spec.n_heads, spec.bias, spec.attn_dropout) if spec.cross else None
         )
         self.ffn = FeedForward(spec.dim, spec.d_ff, spec.bias, spec.dropout, spec.ffn_init_std)
-        self.dropout = nn.Dropout(spec.dropout)
+        self.dropout = Dropout(spec.dropout)
         if not spec.own_norms:
             self.norms = None
         elif spec.shared_sublayer_norm:

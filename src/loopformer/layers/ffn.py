@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from .dropout import Dropout
+
 
 class FeedForward(nn.Module):
     def __init__(self, dim: int, hidden: int, bias: bool, dropout: float, init_std: float | None = None) -> None:
@@ -11,7 +13,7 @@ class FeedForward(nn.Module):
         self.up = nn.Linear(dim, hidden, bias=bias)
         self.down = nn.Linear(hidden, dim, bias=bias)
         self.act = nn.GELU()
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         if init_std is not None:
             for lin in (self.up, self.down):
                 nn.init.normal_(lin.weight, std=init_std)

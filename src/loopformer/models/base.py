@@ -7,6 +7,7 @@ import math
 from torch import Tensor, nn
 
 from ..config import ModelConfig
+from ..layers.dropout import Dropout
 from ..layers.positions import LearnedPositions, RotaryPositions, SinusoidalPositions
 
 
@@ -36,7 +37,7 @@ class TextInput(nn.Module):
         super().__init__()
         self.embed = nn.Embedding(vocab_size, cfg.d_model)
         self.scale = math.sqrt(cfg.d_model) if cfg.scale_embeddings else 1.0
-        self.dropout = nn.Dropout(cfg.dropout)
+        self.dropout = Dropout(cfg.dropout)
         if cfg.arch == "universal" or cfg.positional in ("rotary", "none"):
             self.positions = None
         elif cfg.positional == "learned":

@@ -7,6 +7,7 @@ from torch import Tensor, nn
 
 from ..config import ModelConfig
 from ..layers.block import SharedInputs
+from ..layers.dropout import Dropout
 from ..layers.masks import AttnMask
 from ..layers.positions import LearnedPositions, SinusoidalPositions
 from .base import LoopformerModel
@@ -30,7 +31,7 @@ class ViTClassifier(LoopformerModel):
             self.positions = LearnedPositions(self.n_tokens, cfg.d_model)
         else:
             self.positions = SinusoidalPositions(self.n_tokens, cfg.d_model)
-        self.dropout = nn.Dropout(cfg.dropout)
+        self.dropout = Dropout(cfg.dropout)
         self.encoder = build_stack(cfg.replace(max_len=self.n_tokens), cfg.n_layers)
         self.final_norm = nn.LayerNorm(cfg.d_model, eps=cfg.final_norm_eps)
         self.head = nn.Linear(cfg.d_model, cfg.num_classes)

@@ -21,7 +21,7 @@ from ..data.batching import pad_batch, token_batches
 from ..data.multi30k import load_multi30k
 from ..data.tokenizer import BOS, EOS, PAD, BPETokenizer
 from ..errors import ConfigError
-from ..generate import beam_search
+from ..generate import decode
 
 TASK_FILE = "task.json"
 
@@ -66,10 +66,14 @@ def bleu(hyps: Sequence[str], refs: Sequence[str]) -> tuple[Any, str]:
 
 
 class TranslationTask:
-    def __init__(self, cfg: TranslationConfig, tokenizer: BPETokenizer) -> None:
+    def __init__(
+        self, cfg: TranslationConfig, tokenizer: BPETokenizer,
+        splits: dict[str, tuple[list[str], list[str]]] | None = None,
+    ) -> None:
+        """``splits`` supplies in-memory (sources, targets) per split name instead of Multi30k."""
         self.cfg = cfg
         self.tok = tokenizer
-        self._splits: dict[str, tuple[list[str], list[str]]] = {}
+        self._splits: dict[str, tuple[list[str], list[str]]] = dict(splits or {})
         self._train: tuple[list[list[int]], list[list[int]]] | None = None
         self._val: dict[str, Any] | None = None
 
@@ -181,7 +185,7 @@ class TranslationTask:
                 idx = todo[start : start + step]
                 src = pad_batch([encoded[i][: limit - 1] + [EOS] for i in idx], PAD)
                 max_len = min(int(src.shape[1] * 1.5) + 10, model.config.max_len - 1)
-                hyps = beam_search(model, src, BOS, EOS, max_len, beam=beam, length_penalty=lp)
+                hyps = decode(model, src, BOS, EOS, max_len, beam=beam, length_penalty=lp)
                 for i, ids in zip(idx, hyps.tokens):
                     out[i] = self.tok.decode(ids)
         finally:
