@@ -38,6 +38,7 @@ class TranslationConfig:
     test_beam: int = 4
     length_penalty: float = 0.6
     eval_batch_sentences: int = 128
+    test_splits: str = "test2016,test2017"
 
     def __post_init__(self) -> None:
         import typing
@@ -52,8 +53,16 @@ class TranslationConfig:
                      "eval_batch_sentences"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"translation field '{name}' must be >= 1")
+        unknown = [t for t in self.splits_to_test if t not in ("val", "test2016", "test2017")]
+        if unknown:
+            raise ConfigError(f"test_splits may name val, test2016, test2017; got {', '.join(unknown)}")
         if self.bpe_vocab_size < 300:
             raise ConfigError("bpe_vocab_size must be at least 300 (256 bytes + specials + merges)")
+
+
+    @property
+    def splits_to_test(self) -> list[str]:
+        return [t.strip() for t in self.test_splits.split(",") if t.strip()]
 
 
 def bleu(hyps: Sequence[str], refs: Sequence[str]) -> tuple[Any, str]:

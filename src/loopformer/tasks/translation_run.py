@@ -53,7 +53,7 @@ def _as_text(value: Any) -> str:
 
 def train_translation(
     model_name: str, preset: str, pairs: list[str], config_file: str | None = None,
-    out: str | None = None, resume: bool = False, test_splits: tuple[str, ...] = ("test2016", "test2017"),
+    out: str | None = None, resume: bool = False,
 ) -> dict[str, Any]:
     settings = read_settings(pairs, config_file)
     name = f"{model_name}-{preset}" if not model_name.endswith(preset) else model_name
@@ -83,7 +83,7 @@ def train_translation(
     final_model = load_model(best)
     results = {"model": name, "out": str(out_dir), "checkpoint": str(best), "train": summary,
                "parameters": _params(final_model)}
-    for split in test_splits:
+    for split in task_cfg.splits_to_test:
         t0 = time.time()
         res = task.test_bleu(final_model, split)
         res["seconds"] = time.time() - t0

@@ -1,0 +1,83 @@
+"""`loopformer train translation`, `translate` and `eval` end to end on a tiny model."""
+
+import io
+import json
+import sys
+
+import pytest
+
+from loopformer.cli import main
+
+TINY = ["d_model=32", "n_heads=2", "d_ff=64", "n_layers=1", "signal_rank=4", "max_steps=2", "batch_tokens=512",
+        "bpe_vocab_size=400", "val_bleu_sentences=4", "test_splits=", "progress=false", "log_every=1"]
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    assert main(["train", "translation", "--model", "ringformer", "--preset", "mt-small", "--out", str(out / "r")] + TINY) == 0
+    return out / "r"
+
+
+def test_train_writes_checkpoints_metrics_and_refuses_to_overwrite(ckpt, capsys):
+    for which in ("last", "best"):
+        assert (ckpt / which / "model.safetensors").is_file()
+        assert (ckpt / which / "tokenizer.json").is_file()
+    rows = [json.loads(line) for line in (ckpt / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if r["kind"] == "train"] == [1, 2]
+    assert any(r["kind"] == "eval" and "val_bleu" in r for r in rows)
+    capsys.readouterr()
+    assert main(["train", "translation", "--out", str(ckpt)] + TINY) == 2
+    assert "--resume" in capsys.readouterr().err
+
+
+def test_resume_continues_the_run(ckpt, tmp_path, capsys):
+    import shutil
+
+    run = tmp_path / "copy"
+    shutil.copytree(ckpt, run)
+    assert main(["train", "translation", "--out", str(run), "--resume"] + TINY[:-6] + ["max_steps=3", "test_splits=",
+                                                                                       "progress=false"]) == 0
+    state = json.loads((run / "last" / "trainer_state.json").read_text())
+    assert state["step"] == 3
+
+
+def _run_translate(ckpt, data: bytes, monkeypatch, capsys, *extra):
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data), encoding="utf-8"))
+    code = main(["translate", str(ckpt / "best"), "--beam", "2", *extra])
+    return code, capsys.readouterr()
+
+
+def test_translate_keeps_empty_lines(ckpt, monkeypatch, capsys):
+    code, out = _run_translate(ckpt, "Ein Hund läuft.\n\n   \nZwei Männer.\n".encode(), monkeypatch, capsys)
+    assert code == 0
+    lines = out.out.split("\n")
+    assert len(lines) == 5 and lines[-1] == ""
+    assert lines[1] == "" and lines[2] == ""
+
+
+def test_translate_rejects_non_utf8(ckpt, monkeypatch, capsys):
+    code, out = _run_translate(ckpt, b"Ein Hund \xff\xfe l\xe4uft.\n", monkeypatch, capsys)
+    assert code == 2
+    assert out.err.count("\n") == 1 and "UTF-8" in out.err
+
+
+def test_translate_warns_on_over_long_lines(ckpt, monkeypatch, capsys):
+    code, out = _run_translate(ckpt, ("Hund " * 400 + "\n").encode(), monkeypatch, capsys)
+    assert code == 0
+    assert "warning: line 1" in out.err
+    assert out.out.count("\n") == 1
+
+
+def test_eval_prints_bleu_and_signature(ckpt, capsys):
+    assert main(["eval", str(ckpt / "best"), "--split", "val", "--beam", "1", "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["split"] == "val" and 0.0 <= res["bleu"] <= 100.0
+    assert res["signature"].startswith("nrefs:1")
+
+
+def test_bad_settings_are_one_line_errors(tmp_path, capsys):
+    for extra in (["max_steps=abc"], ["no_such_key=1"], ["schedule=linear"], ["test_splits=test2099"]):
+        assert main(["train", "translation", "--out", str(tmp_path / "x")] + extra) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("loopformer: error:") and err.count("\n") == 1, err
