@@ -15,7 +15,8 @@ TINY = ["d_model=32", "n_heads=2", "d_ff=64", "n_layers=1", "signal_rank=4", "ma
 @pytest.fixture(scope="module")
 def ckpt(tmp_path_factory):
     out = tmp_path_factory.mktemp("run")
-    assert main(["train", "translation", "--model", "ringformer", "--preset", "mt-small", "--out", str(out / "r")] + TINY) == 0
+    args = ["train", "translation", "--model", "ringformer", "--preset", "mt-small", "--out", str(out / "r")]
+    assert main(args + TINY) == 0
     return out / "r"
 
 

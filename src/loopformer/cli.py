@@ -129,8 +129,8 @@ def cmd_translate(args: argparse.Namespace) -> int:
     encoded = task.tok.encode_batch(lines)
     for i, ids in enumerate(encoded):
         if len(ids) >= limit:
-            print(f"loopformer: warning: line {i + 1} has {len(ids)} tokens; only the first {limit - 1} are translated",
-                  file=sys.stderr)
+            print(f"loopformer: warning: line {i + 1} has {len(ids)} tokens; "
+                  f"only the first {limit - 1} are translated", file=sys.stderr)
     for line in task.translate(model, lines, beam=args.beam, length_penalty=args.length_penalty):
         print(line)
     return 0
@@ -155,7 +155,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="loopformer", description="Looped Transformers: RingFormer, SpiralFormer and baselines.")
+    parser = argparse.ArgumentParser(
+        prog="loopformer", description="Looped Transformers: RingFormer, SpiralFormer and baselines."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("list", help="list the named presets")

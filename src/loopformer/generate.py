@@ -24,7 +24,9 @@ class Hypotheses:
 
 
 @torch.no_grad()
-def greedy_search(model, src: Tensor, bos: int, eos: int, max_len: int, src_padding_mask: Tensor | None = None) -> Hypotheses:
+def greedy_search(
+    model, src: Tensor, bos: int, eos: int, max_len: int, src_padding_mask: Tensor | None = None
+) -> Hypotheses:
     memory, mem_pad = model.encode(src, src_padding_mask)
     b = src.shape[0]
     cache = KVCache()

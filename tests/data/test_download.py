@@ -68,7 +68,8 @@ def test_download_verifies_and_caches(dataset, monkeypatch):
     assert path.read_bytes() == PAYLOAD
     assert _leftovers(dataset) == ["good"]
     # cached: works with the server unreachable
-    monkeypatch.setitem(dl.DATASETS["fake"], "good", RemoteFile("http://127.0.0.1:9/none", dl.DATASETS["fake"]["good"].sha256))
+    sha = dl.DATASETS["fake"]["good"].sha256
+    monkeypatch.setitem(dl.DATASETS["fake"], "good", RemoteFile("http://127.0.0.1:9/none", sha))
     assert fetch("fake", "good") == path
 
 

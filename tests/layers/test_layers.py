@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from loopformer.layers import (
-    AttnMask, KVCache, LevelSignals, SelfAttention, apply_rotary, build_mask, sinusoid_table,
+    KVCache, LevelSignals, SelfAttention, apply_rotary, build_mask, sinusoid_table,
     universal_timing_table,
 )
 from loopformer.layers.positions import RotaryPositions

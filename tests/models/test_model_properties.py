@@ -30,7 +30,7 @@ def test_signal_is_the_factored_low_rank_map():
     x = torch.randn(3, 4, 32, dtype=torch.float64)
     sig = sig.double()
     for level in (0, 2):
-        for i, kind in enumerate("qkv"):
+        for i in range(3):
             m = sig.qkv_down[level, i].T @ sig.qkv_up[level, i]  # d x d, multiplied out
             torch.testing.assert_close(sig.qkv(level, x)[..., i, :], x @ m)
         m = sig.ffn_down[level].T @ sig.ffn_up[level]
@@ -50,7 +50,7 @@ def test_ringformer_without_signals_equals_plain_looped(task):
         if name in ring_state:
             ring_state[name] = value
     for stack_name, stack in looped.stacks().items():
-        for j, layer in enumerate(stack.core):
+        for layer in stack.core:
             for level_norms in getattr(ring, stack_name).levels.norms:
                 for s, norm in enumerate(level_norms):
                     src = layer.norms[min(s, len(layer.norms) - 1)]

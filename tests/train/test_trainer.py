@@ -53,7 +53,7 @@ def test_resume_after_interrupt_is_exact(tmp_path, pairs, tok):
         assert torch.equal(a, b), name
     # the logged training losses after the resume point match too
     def losses(folder):
-        rows = [json.loads(l) for l in (folder / "metrics.jsonl").read_text().splitlines()]
+        rows = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
         return {r["step"]: r["loss"] for r in rows if r["kind"] == "train"}
     la, lb = losses(tmp_path / "a"), losses(tmp_path / "b")
     assert all(la[s] == lb[s] for s in range(1, 15))

@@ -34,7 +34,9 @@ class CausalLM(LoopformerModel):
         ``padding_mask`` (True = padding, e.g. left padding of prompts) covers them."""
         offset = cache.length if cache is not None else 0
         t = tokens.shape[1]
-        pad = cache.extend_padding(padding_mask, tokens.shape[0], t, tokens.device) if cache is not None else padding_mask
+        pad = padding_mask
+        if cache is not None:
+            pad = cache.extend_padding(padding_mask, tokens.shape[0], t, tokens.device)
         shared = SharedInputs(
             self_mask=build_mask(t, offset + t, pad, True, tokens.device),
             rope=self.rotary(t, offset) if self.rotary is not None else None,

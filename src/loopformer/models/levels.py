@@ -10,7 +10,6 @@ A plain looped model has no adapter at all.
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor, nn
 
 from ..layers.block import LevelParams, SharedInputs
