@@ -94,15 +94,7 @@ class ModelConfig:
     # --- validation -------------------------------------------------------------
 
     def _check_types(self) -> None:
-        hints = typing.get_type_hints(ModelConfig)
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if not _matches(value, hints[f.name]):
-                raise ConfigError(
-                    f"config field '{f.name}' must be {_type_name(hints[f.name])}, got {value!r}"
-                )
-            if type(value) is int and float in _options(hints[f.name]) and int not in _options(hints[f.name]):
-                setattr(self, f.name, float(value))
+        check_types(self, "config")
 
     def _check_choices(self) -> None:
         for name, choices in (
@@ -212,6 +204,17 @@ class ModelConfig:
 
     def replace(self, **overrides: Any) -> "ModelConfig":
         return ModelConfig.from_dict({**self.to_dict(), **overrides})
+
+
+def check_types(obj: Any, what: str) -> None:
+    """Check every dataclass field against its annotation (ints widen to float fields)."""
+    hints = typing.get_type_hints(type(obj))
+    for f in fields(obj):
+        value = getattr(obj, f.name)
+        if not _matches(value, hints[f.name]):
+            raise ConfigError(f"{what} field '{f.name}' must be {_type_name(hints[f.name])}, got {value!r}")
+        if type(value) is int and float in _options(hints[f.name]) and int not in _options(hints[f.name]):
+            setattr(obj, f.name, float(value))
 
 
 def field_names() -> list[str]:

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from ..checkpoint import atomic_write_bytes
-from ..config import _matches, _type_name
+from ..config import check_types
 from ..data.batching import pad_batch, token_batches
 from ..data.multi30k import load_multi30k
 from ..data.tokenizer import BOS, EOS, PAD, BPETokenizer
@@ -41,12 +41,7 @@ class TranslationConfig:
     test_splits: str = "test2016,test2017"
 
     def __post_init__(self) -> None:
-        import typing
-
-        hints = typing.get_type_hints(TranslationConfig)
-        for f in fields(self):
-            if not _matches(getattr(self, f.name), hints[f.name]):
-                raise ConfigError(f"translation field '{f.name}' must be {_type_name(hints[f.name])}")
+        check_types(self, "translation")
         if {self.src_lang, self.tgt_lang} != {"de", "en"}:
             raise ConfigError("Multi30k translates de->en or en->de (src_lang/tgt_lang)")
         for name in ("bpe_vocab_size", "batch_tokens", "max_sentence_tokens", "val_beam", "test_beam",

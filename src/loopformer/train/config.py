@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import dataclass, fields
 from typing import Any
 
-from ..config import _coerce, _matches, _options, _type_name
+from ..config import _coerce, check_types
 from ..errors import ConfigError
 
 SCHEDULES = ("inverse_sqrt", "cosine", "constant")
@@ -37,15 +37,7 @@ class TrainConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
-        import typing
-
-        hints = typing.get_type_hints(TrainConfig)
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if not _matches(value, hints[f.name]):
-                raise ConfigError(f"training field '{f.name}' must be {_type_name(hints[f.name])}, got {value!r}")
-            if type(value) is int and float in _options(hints[f.name]) and int not in _options(hints[f.name]):
-                setattr(self, f.name, float(value))
+        check_types(self, "training")
         if self.schedule not in SCHEDULES:
             raise ConfigError(f"schedule must be one of {', '.join(SCHEDULES)}; got {self.schedule!r}")
         if self.nonfinite not in ("stop", "skip"):
