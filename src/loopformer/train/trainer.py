@@ -243,5 +243,5 @@ def _progress(cfg: TrainConfig, start: int):
         return None
     from tqdm import tqdm
 
-    return tqdm(total=cfg.max_steps, initial=start, desc="train", unit="step", dynamic_ncols=True,
-                mininterval=1.0)
+    total = cfg.max_steps if cfg.max_minutes is None else None  # a time budget has no known step count
+    return tqdm(total=total, initial=start, desc="train", unit="step", dynamic_ncols=True, mininterval=1.0)
