@@ -30,8 +30,8 @@ MODELS = {
     "looped": ("looped", []),
     "ringformer": ("ringformer", []),
 }
-RECIPE = ["lr=1e-3", "warmup_steps=300", "schedule=inverse_sqrt", "label_smoothing=0.1",
-          "batch_tokens=4096", "grad_clip=1.0", "eval_every=250", "val_bleu_sentences=300", "progress=false"]
+RECIPE = ["lr=1e-3", "warmup_steps=150", "schedule=inverse_sqrt", "label_smoothing=0.1",
+          "batch_tokens=2048", "grad_clip=1.0", "eval_every=400", "val_bleu_sentences=300", "progress=false"]
 
 
 def run_one(name: str, seed: int, steps: int) -> None:
@@ -92,10 +92,10 @@ Produced by `benchmarks/translation_table.py` (rerun it to fill in missing runs;
 finished run is one JSON in `docs/results/translation/`). All models are `*-mt-small`
 (d 256, FFN 1024, 4 heads, 3 encoder + 3 decoder levels, joint byte-level BPE of 8,000
 tokens trained on the training split), trained by the library's trainer with one recipe:
-{steps} optimizer steps of ~4,096-token batches (per side), AdamW lr 1e-3, 300 warmup
+{steps} optimizer steps of ~2,048-token batches (per side), AdamW lr 1e-3, 150 warmup
 steps then inverse-square-root decay, label smoothing 0.1, gradient clipping 1.0, dropout
 0.1, fp32, 2 threads. The checkpoint with the best validation BLEU (greedy, 300
-sentences, every 250 steps) is scored with beam 4, length penalty 0.6.
+sentences, every 400 steps) is scored with beam 4, length penalty 0.6.
 "vanilla-matched" is vanilla with 1+1 layers, close to RingFormer's non-embedding size.
 
 Spread is half the range over seeds. Tokens/s counts target tokens during training on
@@ -118,7 +118,7 @@ sacreBLEU signature: `{signature}`
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--steps", type=int, default=1000)
+    ap.add_argument("--steps", type=int, default=2400)
     ap.add_argument("--seeds", default="0,1")
     ap.add_argument("--models", default=",".join(MODELS))
     ap.add_argument("--page-only", action="store_true")
