@@ -25,10 +25,10 @@ PAGE = ROOT / "docs" / "results" / "translation.md"
 # name -> (family, overrides)
 MODELS = {
     "vanilla": ("vanilla", []),
-    "vanilla-matched": ("vanilla", ["n_layers=1"]),
+    "ringformer": ("ringformer", []),
     "universal": ("universal", []),
     "looped": ("looped", []),
-    "ringformer": ("ringformer", []),
+    "vanilla-matched": ("vanilla", ["n_layers=1"]),
 }
 RECIPE = ["lr=1e-3", "warmup_steps=150", "schedule=inverse_sqrt", "label_smoothing=0.1",
           "batch_tokens=2048", "grad_clip=1.0", "eval_every=400", "val_bleu_sentences=300", "progress=false"]
