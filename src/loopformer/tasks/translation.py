@@ -7,7 +7,6 @@ saved in every checkpoint) and the encoded corpora; the trainer only sees batche
 from __future__ import annotations
 
 import json
-import sys
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Sequence
@@ -217,7 +216,3 @@ def load_task_config(folder: Path) -> TranslationConfig:
     data.pop("task", None)
     known = {f.name for f in fields(TranslationConfig)}
     return TranslationConfig(**{k: v for k, v in data.items() if k in known})
-
-
-def warn(msg: str) -> None:
-    print(f"loopformer: warning: {msg}", file=sys.stderr)
