@@ -64,7 +64,7 @@ def test_count_matches_real_model_and_torch():
     assert count_parameters(model).total == sum(p.numel() for p in model.parameters())
 
 
-@pytest.mark.parametrize("name", [n for n in list_models() if n.endswith(("small", "tiny"))])
+@pytest.mark.parametrize("name", [n for n in list_models() if n.endswith(("small", "tiny", "matched"))])
 def test_every_cpu_preset_builds_and_runs(name):
     model = create_model(name).eval()
     cfg = model.config
@@ -94,3 +94,15 @@ def test_unknown_preset_and_override():
         create_model("ringformer-mt-huge")
     with pytest.raises(ConfigError, match="unknown config key"):
         create_model("ringformer-mt-small", hidden_size=3)
+
+
+def test_tiny_vision_presets_are_matched_in_size():
+    counts = {n: count_parameters(create_model(n)).total
+              for n in ("vit-tiny", "vit-tiny-matched", "uit-tiny", "looped-vit-tiny", "ringformer-vit-tiny")}
+    assert counts["ringformer-vit-tiny"] == 565_066
+    assert counts["uit-tiny"] == counts["looped-vit-tiny"] == 569_170
+    assert counts["vit-tiny-matched"] == 567_082
+    for name in ("uit-tiny", "vit-tiny-matched"):
+        assert abs(counts[name] / counts["ringformer-vit-tiny"] - 1) < 0.01
+    vit, ring = create_model("vit-tiny").config, create_model("ringformer-vit-tiny").config
+    assert (vit.d_model, vit.n_layers) == (ring.d_model, ring.n_layers)

@@ -91,11 +91,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    if args.task == "vision":
+        from .tasks.vision_run import train_vision
+
+        preset = args.preset or "vit-tiny"
+        results = train_vision(args.model, preset, args.overrides, args.config, args.out, args.resume)
+        test = results["test"]
+        print(f"\ncheckpoint: {results['checkpoint']}")
+        print(f"{test['split']} accuracy: {test['accuracy']:.2f}% on {test['images']:,} images")
+        return 0
     from .tasks.translation_run import train_translation
 
-    if args.task != "translation":
-        raise ConfigError(f"training task '{args.task}' is not available yet; available: translation")
-    results = train_translation(args.model, args.preset, args.overrides, args.config, args.out, args.resume)
+    results = train_translation(args.model, args.preset or "mt-small", args.overrides, args.config, args.out,
+                                args.resume)
     print(f"\ncheckpoint: {results['checkpoint']}")
     for split in ("test2016", "test2017"):
         if split in results:
@@ -137,20 +145,70 @@ def cmd_translate(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from .tasks.translation_run import load_translation_checkpoint
+    from .tasks.vision_run import is_vision_checkpoint
 
     if args.threads:
         import torch
 
         torch.set_num_threads(args.threads)
+    if is_vision_checkpoint(args.checkpoint):
+        return _eval_vision(args)
+    from .tasks.translation_run import load_translation_checkpoint
+
+    split = args.split or "test2016"
+    if split not in ("val", "test2016", "test2017"):
+        raise ConfigError(f"a translation checkpoint is evaluated on val, test2016 or test2017, not {split!r}")
     model, task = load_translation_checkpoint(args.checkpoint)
-    res = task.test_bleu(model, args.split, beam=args.beam)
+    res = task.test_bleu(model, split, beam=args.beam)
     if args.json:
         print(json.dumps(res, indent=2))
     else:
-        print(f"{args.split} sacreBLEU (beam {res['beam']}): {res['bleu']:.2f}")
+        print(f"{split} sacreBLEU (beam {res['beam']}): {res['bleu']:.2f}")
         print(res["text"])
         print(res["signature"])
+    return 0
+
+
+def _eval_vision(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .analysis.confusion import plot_confusion
+    from .tasks.vision_run import load_vision_checkpoint
+
+    split = args.split or "test"
+    if split not in ("val", "test"):
+        raise ConfigError(f"a vision checkpoint is evaluated on val or test, not {split!r}")
+    model, task = load_vision_checkpoint(args.checkpoint)
+    res = task.test_accuracy(model, split)
+    ckpt = Path(args.checkpoint)
+    figure = Path(args.confusion) if args.confusion else ckpt.resolve().parent / f"confusion-{ckpt.name}-{split}.png"
+    plot_confusion(res["confusion"], task.classes, figure,
+                   title=f"{model.config.arch} ViT, {split}: {res['accuracy']:.2f}%")
+    res["confusion_png"] = str(figure)
+    if args.json:
+        print(json.dumps(res, indent=2))
+        return 0
+    print(f"{split} accuracy: {res['accuracy']:.2f}% on {res['images']:,} images")
+    width = max(len(c) for c in task.classes)
+    for name, acc in res["per_class"].items():
+        print(f"  {name:<{width}}  {acc:6.2f}%")
+    print(f"confusion matrix: {figure}")
+    return 0
+
+
+def cmd_classify(args: argparse.Namespace) -> int:
+    from .tasks.vision_run import classify_images, is_vision_checkpoint, load_vision_checkpoint
+
+    if not is_vision_checkpoint(args.checkpoint):
+        raise ConfigError(f"{args.checkpoint} is not a vision checkpoint (no task.json with task=vision)")
+    model, task = load_vision_checkpoint(args.checkpoint)
+    results = classify_images(model, task, args.images, invert=args.invert, top_k=args.top_k)
+    if args.json:
+        print(json.dumps(results, indent=2))
+        return 0
+    for r in results:
+        tops = ", ".join(f"{t['class']} {t['probability']:.1%}" for t in r["top"])
+        print(f"{r['image']}: {tops}")
     return 0
 
 
@@ -180,9 +238,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("train", help="train a model on a task (progress bar, checkpoints, resume)")
-    p.add_argument("task", choices=["translation"], help="what to train")
+    p.add_argument("task", choices=["translation", "vision"], help="what to train")
     p.add_argument("--model", default="ringformer", help="family: vanilla, looped, universal, ringformer")
-    p.add_argument("--preset", default="mt-small", help="size: mt-small, mt-base")
+    p.add_argument("--preset", default=None,
+                   help="size: mt-small, mt-base (translation; default mt-small), vit-tiny (vision; default)")
     p.add_argument("--config", default=None, help="YAML file of settings (flat or model/train/task sections)")
     p.add_argument("--out", default=None, help="run directory (default runs/<task>/<model>-<preset>)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
@@ -196,13 +255,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=None)
     p.set_defaults(func=cmd_translate)
 
-    p = sub.add_parser("eval", help="sacreBLEU of a translation checkpoint on a Multi30k split")
+    p = sub.add_parser("eval", help="sacreBLEU (translation) or accuracy and confusion matrix (vision)")
     p.add_argument("checkpoint")
-    p.add_argument("--split", default="test2016", choices=["val", "test2016", "test2017"])
+    p.add_argument("--split", default=None, choices=["val", "test2016", "test2017", "test"],
+                   help="translation: val, test2016 (default), test2017; vision: val, test (default)")
+    p.add_argument("--confusion", default=None,
+                   help="vision: where to save the confusion-matrix PNG (default next to the checkpoint)")
     p.add_argument("--beam", type=int, default=None)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("classify", help="classify image files (PNG, JPEG, ...) with a vision checkpoint")
+    p.add_argument("checkpoint")
+    p.add_argument("images", nargs="+", help="image files of any size; converted to the model's input")
+    p.add_argument("--top-k", type=int, default=3, dest="top_k")
+    p.add_argument("--invert", default="auto", choices=["auto", "yes", "no"],
+                   help="invert greyscale (auto: when the picture's border is light, unlike Fashion-MNIST)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_classify)
     return parser
 
 

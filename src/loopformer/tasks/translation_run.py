@@ -15,48 +15,21 @@ from ..data.tokenizer import BPETokenizer
 from ..errors import ConfigError
 from ..models import build_model
 from ..registry import get_config
-from ..train.config import TrainConfig, split_overrides
+from ..train.config import TrainConfig
 from ..train.state import resolve
 from ..train.trainer import Trainer
+from .settings import read_settings, run_name
 from .translation import TranslationConfig, TranslationTask, load_task_config
 
 SETTINGS = {"model": ModelConfig, "train": TrainConfig, "task": TranslationConfig}
-
-
-def read_settings(pairs: list[str], config_file: str | None) -> dict[str, dict[str, Any]]:
-    """Merge a YAML file (flat, or with model/train/task sections) and key=value overrides."""
-    merged: list[str] = []
-    if config_file:
-        import yaml
-
-        try:
-            data = yaml.safe_load(Path(config_file).read_text())
-        except (OSError, yaml.YAMLError) as exc:
-            raise ConfigError(f"cannot read config file {config_file}: {exc}") from None
-        if data is None:
-            data = {}
-        if not isinstance(data, dict):
-            raise ConfigError(f"{config_file} must hold a mapping of settings")
-        for key, value in data.items():
-            if key in SETTINGS and isinstance(value, dict):
-                merged += [f"{k}={_as_text(v)}" for k, v in value.items()]
-            else:
-                merged.append(f"{key}={_as_text(value)}")
-    return split_overrides(merged + list(pairs), SETTINGS)
-
-
-def _as_text(value: Any) -> str:
-    if value is None:
-        return "none"
-    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def train_translation(
     model_name: str, preset: str, pairs: list[str], config_file: str | None = None,
     out: str | None = None, resume: bool = False,
 ) -> dict[str, Any]:
-    settings = read_settings(pairs, config_file)
-    name = f"{model_name}-{preset}" if not model_name.endswith(preset) else model_name
+    settings = read_settings(pairs, config_file, SETTINGS)
+    name = run_name(model_name, preset)
     out_dir = Path(out or f"runs/translation/{name}")
     train_cfg = TrainConfig(**settings["train"])
     if train_cfg.threads:

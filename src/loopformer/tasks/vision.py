@@ -1,0 +1,165 @@
+"""Image classification on Fashion-MNIST: batches with augmentation, loss, accuracy.
+
+The normalisation statistics are measured on the training split once and stored in the
+checkpoint's ``task.json`` with the class names, so evaluation and ``classify`` apply
+exactly what training applied.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..checkpoint import atomic_write_bytes
+from ..config import check_types
+from ..data.augment import normalize, random_crop, random_hflip
+from ..data.fashion_mnist import CLASSES, load_fashion_mnist
+from ..errors import CheckpointError, ConfigError
+
+TASK_FILE = "task.json"
+
+
+@dataclass
+class VisionConfig:
+    dataset: str = "fashion-mnist"
+    batch_size: int = 128
+    val_size: int = 5000
+    crop_padding: int = 2
+    hflip: bool = True
+    eval_batch_size: int = 500
+    mean: float | None = None
+    std: float | None = None
+    test_split: str = "test"
+
+    def __post_init__(self) -> None:
+        check_types(self, "vision")
+        if self.dataset != "fashion-mnist":
+            raise ConfigError(f"vision dataset must be fashion-mnist, got {self.dataset!r}")
+        for name in ("batch_size", "val_size", "eval_batch_size"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"vision field '{name}' must be >= 1")
+        if self.crop_padding < 0:
+            raise ConfigError("crop_padding must be >= 0")
+        if self.std is not None and self.std <= 0:
+            raise ConfigError("std must be > 0")
+        if self.test_split not in ("val", "test"):
+            raise ConfigError(f"test_split must be val or test, got {self.test_split!r}")
+
+
+class VisionTask:
+    classes = CLASSES
+    image_size = 28
+    in_channels = 1
+
+    def __init__(self, cfg: VisionConfig, splits: dict[str, tuple[np.ndarray, np.ndarray]] | None = None) -> None:
+        """``splits`` supplies in-memory (uint8 images (N, H, W), labels) per split instead of the dataset."""
+        self._arrays = dict(splits or {})
+        self._tensors: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self.cfg = cfg
+        if cfg.mean is None or cfg.std is None:
+            images = self.split("train")[0].float() / 255.0
+            self.cfg = replace(cfg, mean=float(images.mean()), std=float(images.std()))
+
+    def split(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """uint8 images (N, 1, H, W) and int64 labels of a split, loaded once."""
+        if name not in self._tensors:
+            images, labels = self._arrays[name] if name in self._arrays else load_fashion_mnist(name, self.cfg.val_size)
+            self._tensors[name] = (torch.from_numpy(np.ascontiguousarray(images)).unsqueeze(1),
+                                   torch.from_numpy(np.asarray(labels, dtype=np.int64)))
+        return self._tensors[name]
+
+    def model_overrides(self) -> dict[str, Any]:
+        return {"image_size": self.image_size, "in_channels": self.in_channels, "num_classes": len(self.classes)}
+
+    def save_assets(self, folder: Path) -> None:
+        info = {"task": "vision", **asdict(self.cfg), "classes": list(self.classes)}
+        atomic_write_bytes(Path(folder) / TASK_FILE, json.dumps(info, indent=2).encode())
+
+    # --- preprocessing ------------------------------------------------------------------------
+
+    def prepare_images(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 (B, C, H, W) -> normalised float."""
+        return normalize(images.float() / 255.0, self.cfg.mean, self.cfg.std)
+
+    # --- training interface -------------------------------------------------------------------
+
+    def batch_plan(self, epoch: int, seed: int) -> list[tuple[list[int], int]]:
+        n = len(self.split("train")[1])
+        g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+        order = torch.randperm(n, generator=g).tolist()
+        b = self.cfg.batch_size
+        base = (seed * 1_000_003 + epoch) * 100_003
+        return [(order[i : i + b], base + k) for k, i in enumerate(range(0, n - b + 1, b))] or (
+            [(order, base)] if n else []
+        )
+
+    def make_batch(self, item: tuple[list[int], int]) -> dict[str, torch.Tensor]:
+        indices, aug_seed = item
+        images, labels = self.split("train")
+        idx = torch.as_tensor(indices)
+        x = images[idx].float() / 255.0
+        g = torch.Generator().manual_seed(aug_seed)
+        x = random_crop(x, self.cfg.crop_padding, g)
+        if self.cfg.hflip:
+            x = random_hflip(x, 0.5, g)
+        return {"images": normalize(x, self.cfg.mean, self.cfg.std), "labels": labels[idx]}
+
+    def count_tokens(self, batch: dict[str, torch.Tensor]) -> int:
+        return int(batch["labels"].numel())
+
+    def loss(self, model, batch, label_smoothing: float) -> tuple[torch.Tensor, int]:
+        logits = model(batch["images"])
+        loss = F.cross_entropy(logits.float(), batch["labels"], label_smoothing=label_smoothing)
+        return loss, int(batch["labels"].numel())
+
+    @torch.no_grad()
+    def predict(self, model, images: torch.Tensor) -> torch.Tensor:
+        """Logits for uint8 images (N, C, H, W), in evaluation batches."""
+        was_training = model.training
+        model.eval()
+        try:
+            out = [model(self.prepare_images(images[i : i + self.cfg.eval_batch_size])).float()
+                   for i in range(0, len(images), self.cfg.eval_batch_size)]
+        finally:
+            model.train(was_training)
+        return torch.cat(out) if out else torch.zeros(0, len(self.classes))
+
+    def evaluate(self, model) -> dict[str, float]:
+        images, labels = self.split("val")
+        logits = self.predict(model, images)
+        loss = F.cross_entropy(logits, labels).item()
+        acc = float((logits.argmax(-1) == labels).float().mean()) * 100
+        return {"val_loss": loss, "val_accuracy": acc, "score": acc}
+
+    def test_accuracy(self, model, split: str | None = None) -> dict[str, Any]:
+        """Accuracy, per-class accuracy and the confusion matrix (rows: true class)."""
+        split = split or self.cfg.test_split
+        images, labels = self.split(split)
+        pred = self.predict(model, images).argmax(-1)
+        k = len(self.classes)
+        matrix = torch.bincount(labels * k + pred, minlength=k * k).reshape(k, k)
+        per_class = (matrix.diag().float() / matrix.sum(1).clamp(min=1).float() * 100).tolist()
+        return {"split": split, "accuracy": float((pred == labels).float().mean()) * 100,
+                "per_class": dict(zip(self.classes, per_class)), "confusion": matrix.tolist(),
+                "images": int(len(labels))}
+
+
+def load_vision_config(folder: Path) -> VisionConfig:
+    path = Path(folder) / TASK_FILE
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise CheckpointError(f"{folder} has no {TASK_FILE}; it is not a vision checkpoint") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise CheckpointError(f"{path} is corrupt: {exc}") from None
+    known = {f.name for f in fields(VisionConfig)}
+    try:
+        return VisionConfig(**{k: v for k, v in data.items() if k in known})
+    except ConfigError as exc:
+        raise CheckpointError(f"{path}: {exc}") from None
