@@ -70,6 +70,9 @@ class ModelConfig:
     ffn_init_std: float | None = 0.02
     shared_sublayer_norm: bool = False
     per_level_norms: bool = False
+    # One Wide FFN (vanilla only): one FFN shared by every encoder / decoder-only layer,
+    # and no FFN at all in encoder-decoder decoder layers
+    one_wide_ffn: bool = False
 
     # RingFormer level signals
     signal_rank: int | None = None
@@ -148,6 +151,8 @@ class ModelConfig:
             raise ConfigError("the Universal Transformer carries its own positions; use positional=none")
         if not 0 <= self.pad_id < self.vocab_size:
             raise ConfigError(f"pad_id ({self.pad_id}) must be a valid token id below vocab_size")
+        if self.one_wide_ffn and self.arch != "vanilla":
+            raise ConfigError("one_wide_ffn shares the FFN of unshared (vanilla) layers; it needs arch=vanilla")
         if self.tie_embeddings and self.tgt_vocab_size not in (None, self.vocab_size):
             raise ConfigError("tie_embeddings needs tgt_vocab_size equal to vocab_size")
 

@@ -49,6 +49,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "looped-mt-small": dict(_MT_SMALL, arch="looped"),
     "universal-mt-small": dict(_MT_SMALL, arch="universal"),
     "ringformer-mt-small": dict(_MT_SMALL, arch="ringformer", signal_rank=16),
+    "owf-mt-small": dict(_MT_SMALL, arch="vanilla", one_wide_ffn=True, d_ff=2048),
     # vision, paper sizes (ImageNet-100 head, 224x224, patch 16)
     "vit-s": dict(_VIT_IMAGENET, arch="vanilla", d_model=512, n_heads=8, d_ff=2048, n_layers=6),
     "uit-s": dict(_VIT_IMAGENET, arch="universal", d_model=848, n_heads=8, d_ff=3072, n_layers=6),
@@ -68,6 +69,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     "uit-tiny": dict(_VIT_FMNIST, arch="universal", d_model=216, n_heads=4, d_ff=864, n_layers=6),
     "ringformer-vit-tiny": dict(_VIT_FMNIST, arch="ringformer", d_model=192, n_heads=4, d_ff=768,
                                 n_layers=6, signal_rank=12),
+    # One Wide FFN (optional baseline): six attention layers sharing one FFN twice as wide
+    "owf-vit-tiny": dict(_VIT_FMNIST, arch="vanilla", one_wide_ffn=True, d_model=192, n_heads=4, d_ff=1536,
+                         n_layers=6),
     # causal language models, CPU sizes (character level)
     "vanilla-lm-small": dict(_LM_SMALL, arch="vanilla"),
     "looped-lm-small": dict(_LM_SMALL, arch="looped"),

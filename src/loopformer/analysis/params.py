@@ -40,6 +40,9 @@ def count_parameters(model: nn.Module, trainable_only: bool = True) -> Parameter
             loops[name + "." if name else ""] = module.n_loops
     groups = dict(embedding=0, head=0, shared=0, per_level=0, layers=0, other=0)
     effective = 0
+    aliases: dict[int, int] = {}  # an FFN shared by several unshared layers (One Wide FFN) runs once per layer
+    for _, p in model.named_parameters(remove_duplicate=False):
+        aliases[id(p)] = aliases.get(id(p), 0) + 1
     for name, p in model.named_parameters():  # yields each tied/shared tensor once
         if trainable_only and not p.requires_grad:
             continue
@@ -57,7 +60,7 @@ def count_parameters(model: nn.Module, trainable_only: bool = True) -> Parameter
                 elif name.startswith(prefix + "levels."):
                     group = "per_level"
                 elif name.startswith((prefix + "prelude.", prefix + "coda.")):
-                    group = "layers"
+                    group, uses = "layers", aliases[id(p)]
         groups[group] += n
         effective += n * uses
     total = sum(groups.values())
@@ -88,3 +91,4 @@ def format_parameter_table(count: ParameterCount, title: str = "") -> str:
     for label, value in rows:
         lines.append(f"{label:<{width}}  {value:>14,}")
     return "\n".join(lines)
+

@@ -61,10 +61,11 @@ class LayerSpec:
     shared_sublayer_norm: bool = False
     signal_input: str = "raw"
     ffn_signal_position: str = "after_norm"
+    has_ffn: bool = True  # False: attention-only layer (One Wide FFN decoder)
 
     @property
     def n_sublayers(self) -> int:
-        return 3 if self.cross else 2
+        return (2 if self.cross else 1) + int(self.has_ffn)
 
 
 class TransformerLayer(nn.Module):
@@ -75,7 +76,9 @@ class TransformerLayer(nn.Module):
         self.cross_attn = (
             CrossAttention(spec.dim, spec.n_heads, spec.bias, spec.attn_dropout) if spec.cross else None
         )
-        self.ffn = FeedForward(spec.dim, spec.d_ff, spec.bias, spec.dropout, spec.ffn_init_std)
+        self.ffn = (
+            FeedForward(spec.dim, spec.d_ff, spec.bias, spec.dropout, spec.ffn_init_std) if spec.has_ffn else None
+        )
         self.dropout = Dropout(spec.dropout)
         if not spec.own_norms:
             self.norms = None
@@ -112,6 +115,8 @@ class TransformerLayer(nn.Module):
         h = norms[0](h + self.dropout(a))
         if self.cross_attn is not None:
             h = norms[1](h + self.dropout(self._cross(h, lp, shared, key)))
+        if self.ffn is None:
+            return h
         f_in = sig.add_ffn(h, level, h) if sig is not None and sig.has_ffn else h
         return norms[-1](h + self.dropout(self.ffn(f_in)))
 
@@ -126,6 +131,8 @@ class TransformerLayer(nn.Module):
         h = h + self.dropout(self.self_attn(u, shared.self_mask, add, shared.rope, shared.cache, (key, "self"), probe))
         if self.cross_attn is not None:
             h = h + self.dropout(self._cross(norms[1](h), lp, shared, key))
+        if self.ffn is None:
+            return h
         last = norms[-1]
         if sig is not None and sig.has_ffn:
             if self.spec.ffn_signal_position == "before_norm":

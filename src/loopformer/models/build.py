@@ -12,6 +12,7 @@ from .stack import LoopedStack
 
 def layer_spec(cfg: ModelConfig, cross: bool, own_norms: bool) -> LayerSpec:
     return LayerSpec(
+        has_ffn=not (cfg.one_wide_ffn and cross),
         dim=cfg.d_model,
         n_heads=cfg.n_heads,
         d_ff=cfg.d_ff,
@@ -33,7 +34,11 @@ def build_stack(cfg: ModelConfig, depth: int, cross: bool = False) -> LoopedStac
     """A stack of unrolled depth ``depth`` for the configured architecture."""
     if cfg.arch == "vanilla":
         spec = layer_spec(cfg, cross, own_norms=True)
-        return LoopedStack(core=[], n_loops=0, prelude=[TransformerLayer(spec) for _ in range(depth)])
+        layers = [TransformerLayer(spec) for _ in range(depth)]
+        if cfg.one_wide_ffn and spec.has_ffn:
+            for layer in layers[1:]:
+                layer.ffn = layers[0].ffn  # One Wide FFN: every layer calls the same module
+        return LoopedStack(core=[], n_loops=0, prelude=layers)
 
     k = cfg.core_layers
     n_loops = depth // k
