@@ -16,7 +16,12 @@ from typing import Any
 from .errors import ConfigError
 
 TASKS = ("seq2seq", "vit", "decoder", "encoder")
-ARCHS = ("vanilla", "looped", "universal", "ringformer")
+ARCHS = ("vanilla", "looped", "universal", "ringformer", "spiral")
+STATE_UPDATES = ("none", "anchor", "mesh")
+SPIRAL_POOLS = ("mean", "self")
+SPIRAL_UPSCALES = ("copy", "uniform", "learned")
+SPIRAL_SHIFTS = ("overlap", "no_overlap")
+LATENT_POSITIONS = ("index", "last_token")
 NORM_STYLES = ("post", "pre")
 POSITIONALS = ("sinusoidal", "learned", "rotary", "none")
 SIGNAL_MODES = ("dynamic", "static")
@@ -73,6 +78,25 @@ class ModelConfig:
     # One Wide FFN (vanilla only): one FFN shared by every encoder / decoder-only layer,
     # and no FFN at all in encoder-decoder decoder layers
     one_wide_ffn: bool = False
+    # GPT-NeoX / Pythia block: attention and MLP read the same input, one residual sum
+    parallel_block: bool = False
+    # output projections (attention out, MLP down) start with std 0.02 / sqrt(2 * unrolled depth)
+    depth_scaled_init: bool = False
+
+    # prelude -> core x T -> coda (decoder-only LMs): ordinary layers before and after the
+    # loop, and how the token state is carried between iterations
+    n_prelude: int = 0
+    n_coda: int = 0
+    state_update: str = "none"
+    mesh_slots: int | None = None
+
+    # SpiralFormer (arch="spiral"): chunk size per iteration, coarse to fine, e.g. "4,2,1"
+    spiral_schedule: str | None = None
+    spiral_offsets: str = "0"
+    spiral_pool: str = "self"
+    spiral_upscale: str = "learned"
+    spiral_shift: str = "overlap"
+    latent_positions: str = "index"
 
     # RingFormer level signals
     signal_rank: int | None = None
@@ -108,6 +132,11 @@ class ModelConfig:
             ("signal_mode", SIGNAL_MODES),
             ("signal_input", SIGNAL_INPUTS),
             ("ffn_signal_position", FFN_SIGNAL_POSITIONS),
+            ("state_update", STATE_UPDATES),
+            ("spiral_pool", SPIRAL_POOLS),
+            ("spiral_upscale", SPIRAL_UPSCALES),
+            ("spiral_shift", SPIRAL_SHIFTS),
+            ("latent_positions", LATENT_POSITIONS),
         ):
             if getattr(self, name) not in choices:
                 raise ConfigError(
@@ -136,13 +165,7 @@ class ModelConfig:
             raise ConfigError("rotary_fraction leaves fewer than 2 rotary dimensions per head")
         if self.norm_eps <= 0 or self.final_norm_eps <= 0:
             raise ConfigError("norm_eps and final_norm_eps must be > 0")
-        if self.arch != "vanilla":
-            for depth_name in ("n_layers", "n_dec_layers"):
-                depth = getattr(self, depth_name) or self.n_layers
-                if depth % self.core_layers:
-                    raise ConfigError(
-                        f"{depth_name} ({depth}) must be a multiple of core_layers ({self.core_layers})"
-                    )
+        self._check_loop_layout()
         if self.task == "vit" and self.image_size % self.patch_size:
             raise ConfigError(
                 f"image_size ({self.image_size}) must be divisible by patch_size ({self.patch_size})"
@@ -156,7 +179,87 @@ class ModelConfig:
         if self.tie_embeddings and self.tgt_vocab_size not in (None, self.vocab_size):
             raise ConfigError("tie_embeddings needs tgt_vocab_size equal to vocab_size")
 
+    def _check_loop_layout(self) -> None:
+        if self.n_prelude < 0 or self.n_coda < 0:
+            raise ConfigError("n_prelude and n_coda must be >= 0")
+        if (self.n_prelude or self.n_coda or self.state_update != "none") and self.task != "decoder":
+            raise ConfigError("n_prelude, n_coda and state_update apply to decoder-only LMs (task=decoder)")
+        if self.state_update != "none" and self.arch == "vanilla":
+            raise ConfigError("state_update needs a looped core (arch other than vanilla)")
+        if self.mesh_slots is not None and self.mesh_slots < 2:
+            raise ConfigError("mesh_slots must be >= 2 (slot 0 holds the token embeddings)")
+        if self.parallel_block and self.norm_style != "pre":
+            raise ConfigError("parallel_block needs norm_style=pre")
+        if self.arch == "spiral":
+            if self.task != "decoder":
+                raise ConfigError("arch=spiral is a causal language model (task=decoder)")
+            schedule = self.schedule  # parses and validates
+            offsets = self.offsets
+            if len(offsets) != len(schedule):
+                raise ConfigError(f"spiral_offsets gives {len(offsets)} offsets for {len(schedule)} iterations")
+            need = self.n_prelude + self.n_coda + self.core_layers * len(schedule)
+            if self.n_layers != need:
+                raise ConfigError(
+                    f"n_layers ({self.n_layers}) must equal n_prelude + n_coda + core_layers x iterations = {need}"
+                )
+            return
+        if self.spiral_schedule is not None:
+            raise ConfigError("spiral_schedule needs arch=spiral")
+        if self.arch == "vanilla":
+            return
+        for depth_name in ("n_layers", "n_dec_layers"):
+            depth = getattr(self, depth_name) or self.n_layers
+            looped = depth - self.n_prelude - self.n_coda
+            if looped < self.core_layers or looped % self.core_layers:
+                raise ConfigError(
+                    f"{depth_name} ({depth}) minus prelude and coda layers must be a positive multiple of "
+                    f"core_layers ({self.core_layers})"
+                )
+
     # --- derived values --------------------------------------------------------------
+
+    @property
+    def schedule(self) -> list[int]:
+        """SpiralFormer chunk sizes g_t, one per iteration ([] for other architectures)."""
+        if self.spiral_schedule is None:
+            if self.arch == "spiral":
+                raise ConfigError("arch=spiral needs spiral_schedule, e.g. '4,2,1' (chunk size per iteration)")
+            return []
+        try:
+            sizes = [int(x) for x in str(self.spiral_schedule).replace(" ", "").split(",") if x]
+        except ValueError:
+            raise ConfigError(
+                f"spiral_schedule must list integers like '4,2,1', got {self.spiral_schedule!r}"
+            ) from None
+        if not sizes or any(g < 1 for g in sizes):
+            raise ConfigError(f"spiral_schedule needs chunk sizes >= 1, got {self.spiral_schedule!r}")
+        return sizes
+
+    @property
+    def offsets(self) -> list[int]:
+        """Chunk offsets w_t: '0' (all zero), 'half' (g_t // 2) or one integer per iteration."""
+        sizes = self.schedule
+        text = str(self.spiral_offsets).replace(" ", "")
+        if text == "half":
+            return [g // 2 for g in sizes]
+        try:
+            values = [int(x) for x in text.split(",") if x]
+        except ValueError:
+            raise ConfigError(f"spiral_offsets must be '0', 'half' or integers like '0,1,0'; got {text!r}") from None
+        if values == [0]:
+            values = [0] * len(sizes)
+        if len(values) == len(sizes) and any(not 0 <= w < g for w, g in zip(values, sizes)):
+            raise ConfigError(f"each offset must satisfy 0 <= w_t < g_t; got offsets {values} for chunks {sizes}")
+        return values
+
+    @property
+    def n_loops(self) -> int:
+        """Iterations of the core (vanilla: 0)."""
+        if self.arch == "vanilla":
+            return 0
+        if self.arch == "spiral":
+            return len(self.schedule)
+        return (self.n_layers - self.n_prelude - self.n_coda) // self.core_layers
 
     @property
     def head_dim(self) -> int:

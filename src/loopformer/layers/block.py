@@ -43,6 +43,7 @@ class SharedInputs:
     cache: KVCache | None = None
     position_offset: int = 0
     attn_probe: Callable[[Hashable, str, Tensor], None] | None = None
+    token_embeddings: Tensor | None = None  # the input embeddings (MeSH's slot 0)
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,7 @@ class LayerSpec:
     signal_input: str = "raw"
     ffn_signal_position: str = "after_norm"
     has_ffn: bool = True  # False: attention-only layer (One Wide FFN decoder)
+    parallel: bool = False  # GPT-NeoX block: h + Attn(LN1 h) + MLP(LN2 h)
 
     @property
     def n_sublayers(self) -> int:
@@ -128,22 +130,24 @@ class TransformerLayer(nn.Module):
         if sig is not None and sig.has_qkv:
             src = h if self.spec.signal_input == "raw" else u
             add = partial(sig.split_qkv, level=level, x=src)
-        h = h + self.dropout(self.self_attn(u, shared.self_mask, add, shared.rope, shared.cache, (key, "self"), probe))
+        attn = self.dropout(self.self_attn(u, shared.self_mask, add, shared.rope, shared.cache, (key, "self"), probe))
+        if self.spec.parallel:
+            return h + attn + self.dropout(self.ffn(self._ffn_input(h, norms[-1], sig, level)))
+        h = h + attn
         if self.cross_attn is not None:
             h = h + self.dropout(self._cross(norms[1](h), lp, shared, key))
         if self.ffn is None:
             return h
-        last = norms[-1]
-        if sig is not None and sig.has_ffn:
-            if self.spec.ffn_signal_position == "before_norm":
-                src = h if self.spec.signal_input == "raw" else last(h)
-                f_in = last(sig.add_ffn(h, level, src))
-            else:
-                u = last(h)
-                f_in = sig.add_ffn(u, level, h if self.spec.signal_input == "raw" else u)
-        else:
-            f_in = last(h)
-        return h + self.dropout(self.ffn(f_in))
+        return h + self.dropout(self.ffn(self._ffn_input(h, norms[-1], sig, level)))
+
+    def _ffn_input(self, h: Tensor, last: nn.Module, sig, level: int) -> Tensor:
+        if sig is None or not sig.has_ffn:
+            return last(h)
+        if self.spec.ffn_signal_position == "before_norm":
+            src = h if self.spec.signal_input == "raw" else last(h)
+            return last(sig.add_ffn(h, level, src))
+        u = last(h)
+        return sig.add_ffn(u, level, h if self.spec.signal_input == "raw" else u)
 
     def _cross(self, x: Tensor, lp: LevelParams | None, shared: SharedInputs, key: Hashable) -> Tensor:
         if shared.memory is None:

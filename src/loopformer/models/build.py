@@ -8,11 +8,13 @@ from ..layers.block import LayerSpec, TransformerLayer
 from ..layers.signals import LevelSignals
 from .levels import LevelAdapter, PerLevelNorms, UniversalTiming
 from .stack import LoopedStack
+from .state import build_state_update
 
 
 def layer_spec(cfg: ModelConfig, cross: bool, own_norms: bool) -> LayerSpec:
     return LayerSpec(
         has_ffn=not (cfg.one_wide_ffn and cross),
+        parallel=cfg.parallel_block,
         dim=cfg.d_model,
         n_heads=cfg.n_heads,
         d_ff=cfg.d_ff,
@@ -41,24 +43,37 @@ def build_stack(cfg: ModelConfig, depth: int, cross: bool = False) -> LoopedStac
         return LoopedStack(core=[], n_loops=0, prelude=layers)
 
     k = cfg.core_layers
-    n_loops = depth // k
+    n_pre, n_post = (cfg.n_prelude, cfg.n_coda) if not cross else (0, 0)
+    n_loops = (depth - n_pre - n_post) // k
+    levels_total = n_loops * k
     per_level = cfg.arch == "ringformer" or cfg.per_level_norms
     spec = layer_spec(cfg, cross, own_norms=not per_level)
+    plain = layer_spec(cfg, cross, own_norms=True)
     core = [TransformerLayer(spec) for _ in range(k)]
     levels: LevelAdapter | None = None
     if per_level:
         signals = cross_q = cross_kv = None
         if cfg.has_signals:
             signals = LevelSignals(
-                depth, cfg.d_model, cfg.rank, qkv_kinds=cfg.qkv_signal_kinds, ffn=cfg.signal_ffn,
+                levels_total, cfg.d_model, cfg.rank, qkv_kinds=cfg.qkv_signal_kinds, ffn=cfg.signal_ffn,
                 mode=cfg.signal_mode, init_std=cfg.signal_init_std,
             )
         if cross and cfg.arch == "ringformer" and cfg.cross_attention_signals:
             common = dict(ffn=False, mode=cfg.signal_mode, init_std=cfg.signal_init_std)
-            cross_q = LevelSignals(depth, cfg.d_model, cfg.rank, qkv_kinds=("q",), layout="q", **common)
-            cross_kv = LevelSignals(depth, cfg.d_model, cfg.rank, qkv_kinds=("k", "v"), layout="kv", **common)
-        levels = PerLevelNorms(depth, cfg.d_model, spec.n_sublayers, cfg.norm_eps, signals, cross_q, cross_kv)
+            cross_q = LevelSignals(levels_total, cfg.d_model, cfg.rank, qkv_kinds=("q",), layout="q", **common)
+            cross_kv = LevelSignals(levels_total, cfg.d_model, cfg.rank, qkv_kinds=("k", "v"), layout="kv", **common)
+        levels = PerLevelNorms(levels_total, cfg.d_model, spec.n_sublayers, cfg.norm_eps, signals, cross_q, cross_kv)
     elif cfg.arch == "universal":
         levels = UniversalTiming(cfg.max_len, n_loops, cfg.d_model)
-    return LoopedStack(core=core, n_loops=n_loops, levels=levels,
-                       activation_checkpointing=cfg.activation_checkpointing)
+    return LoopedStack(
+        core=core, n_loops=n_loops, levels=levels,
+        prelude=[TransformerLayer(plain) for _ in range(n_pre)],
+        coda=[TransformerLayer(plain) for _ in range(n_post)],
+        state=build_state_update(cfg.state_update, n_loops, cfg.d_model, mesh_slots(cfg)),
+        activation_checkpointing=cfg.activation_checkpointing,
+    )
+
+
+def mesh_slots(cfg: ModelConfig) -> int:
+    """MeSH buffer size: ``core_layers + 3`` unless set."""
+    return cfg.mesh_slots if cfg.mesh_slots is not None else cfg.core_layers + 3

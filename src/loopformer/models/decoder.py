@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+
+import torch
 from torch import Tensor, nn
 
 from ..config import ModelConfig
@@ -10,6 +13,7 @@ from ..layers.cache import KVCache
 from ..layers.masks import build_mask
 from .base import LoopformerModel, TextInput, make_rotary
 from .build import build_stack
+from .spiral import SpiralCache, SpiralStack
 
 
 class CausalLM(LoopformerModel):
@@ -21,34 +25,68 @@ class CausalLM(LoopformerModel):
         cfg = config
         self.input = TextInput(cfg, cfg.vocab_size)
         self.rotary = make_rotary(cfg)
-        self.decoder = build_stack(cfg, cfg.n_layers)
+        self.decoder = SpiralStack(cfg) if cfg.arch == "spiral" else build_stack(cfg, cfg.n_layers)
         self.final_norm = nn.LayerNorm(cfg.d_model, eps=cfg.final_norm_eps) if cfg.final_norm else None
         self.output = nn.Linear(cfg.d_model, cfg.vocab_size, bias=cfg.output_bias)
         if cfg.tie_embeddings:
             self.output.weight = self.input.embed.weight
+        if cfg.depth_scaled_init:
+            scale_output_projections(self.decoder, self.decoder.depth)
+
+    def new_cache(self) -> KVCache | SpiralCache:
+        """An empty decoding cache of the kind this model needs."""
+        if self.config.arch == "spiral":
+            return SpiralCache(len(self.decoder.levels))
+        return KVCache()
 
     def forward(
-        self, tokens: Tensor, padding_mask: Tensor | None = None, cache: KVCache | None = None
+        self, tokens: Tensor, padding_mask: Tensor | None = None, cache: KVCache | SpiralCache | None = None
     ) -> Tensor:
-        """Logits (B, T, V). With a cache, ``tokens`` are the new positions only and
-        ``padding_mask`` (True = padding, e.g. left padding of prompts) covers them."""
+        """Logits (B, T, V). With a cache (see :meth:`new_cache`), ``tokens`` are the new
+        positions only and ``padding_mask`` (True = padding, e.g. left padding of prompts)
+        covers them. A SpiralFormer cache takes unpadded batches and advances token by token."""
+        if isinstance(cache, SpiralCache):
+            return self._spiral_steps(tokens, padding_mask, cache)
         offset = cache.length if cache is not None else 0
         t = tokens.shape[1]
         pad = padding_mask
         if cache is not None:
             pad = cache.extend_padding(padding_mask, tokens.shape[0], t, tokens.device)
+        x = self.input(tokens, offset)
         shared = SharedInputs(
             self_mask=build_mask(t, offset + t, pad, True, tokens.device),
             rope=self.rotary(t, offset) if self.rotary is not None else None,
             cache=cache,
             position_offset=offset,
+            token_embeddings=x,
         )
-        h = self.decoder(self.input(tokens, offset), shared)
+        h = self.decoder(x, shared)
         if cache is not None:
             cache.advance(t)
+        return self._head(h)
+
+    def _head(self, h: Tensor) -> Tensor:
         if self.final_norm is not None:
             h = self.final_norm(h)
         return self.output(h)
+
+    def _spiral_steps(self, tokens: Tensor, padding_mask: Tensor | None, cache: SpiralCache) -> Tensor:
+        if padding_mask is not None and bool(padding_mask.any()):
+            raise ValueError("SpiralFormer decoding needs unpadded batches (chunks are counted from position 0)")
+        outs = []
+        for k in range(tokens.shape[1]):
+            offset = cache.length
+            x = self.input(tokens[:, k : k + 1], offset)
+            shared = SharedInputs(
+                self_mask=build_mask(1, offset + 1, None, True, tokens.device),
+                rope=self.rotary(1, offset) if self.rotary is not None else None,
+                cache=cache.tokens,
+                position_offset=offset,
+                token_embeddings=x,
+            )
+            outs.append(self._head(self.decoder.step(x, shared, cache)))
+            cache.tokens.advance(1)
+        return torch.cat(outs, dim=1)
 
 
 class TextEncoder(LoopformerModel):
@@ -74,3 +112,15 @@ class TextEncoder(LoopformerModel):
         )
         h = self.encoder(self.input(tokens), shared)
         return self.final_norm(h) if self.final_norm is not None else h
+
+
+def scale_output_projections(stack: nn.Module, depth: int) -> None:
+    """GPT-NeoX init: attention-output and MLP-down weights ~ N(0, 0.02 / sqrt(2 * depth))."""
+    from ..layers.block import TransformerLayer
+
+    std = 0.02 / math.sqrt(2 * max(depth, 1))
+    for module in stack.modules():
+        if isinstance(module, TransformerLayer):
+            nn.init.normal_(module.self_attn.out_proj.weight, std=std)
+            if module.ffn is not None:
+                nn.init.normal_(module.ffn.down.weight, std=std)

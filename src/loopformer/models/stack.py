@@ -14,6 +14,7 @@ from torch.utils.checkpoint import checkpoint
 
 from ..layers.block import SharedInputs
 from .levels import LevelAdapter
+from .state import StateUpdate
 
 Observer = Callable[[Hashable, Tensor], None]
 
@@ -27,6 +28,7 @@ class LoopedStack(nn.Module):
         coda: list[nn.Module] | None = None,
         levels: LevelAdapter | None = None,
         activation_checkpointing: bool = False,
+        state: StateUpdate | None = None,
     ) -> None:
         super().__init__()
         self.prelude = nn.ModuleList(prelude or [])
@@ -34,6 +36,7 @@ class LoopedStack(nn.Module):
         self.coda = nn.ModuleList(coda or [])
         self.n_loops = n_loops
         self.levels = levels
+        self.state = state
         self.activation_checkpointing = activation_checkpointing
         self._observers: dict[int, Observer] = {}
 
@@ -58,6 +61,7 @@ class LoopedStack(nn.Module):
             if self._observers:
                 self._emit(("prelude", j), h)
         k = len(self.core)
+        memo = self.state.begin(h, shared) if self.state is not None else None
         for t in range(self.n_loops):
             if self.levels is not None:
                 h = self.levels.enter(t, h, shared)
@@ -70,6 +74,8 @@ class LoopedStack(nn.Module):
                     h = layer(h, lp, shared, key)
                 if self._observers:
                     self._emit(key, h)
+            if self.state is not None:
+                h = self.state.update(t, h, memo)
         for j, layer in enumerate(self.coda):
             h = layer(h, None, shared, ("coda", j))
             if self._observers:
