@@ -91,6 +91,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    if args.task == "language":
+        from .tasks.language_run import train_language
+
+        results = train_language(args.model, args.preset or "lm-small", args.overrides, args.config, args.out,
+                                 args.resume)
+        val = results["val"]
+        print(f"\ncheckpoint: {results['checkpoint']}")
+        print(f"validation loss {val['val_loss']:.4f} (perplexity {val['val_ppl']:.2f})")
+        return 0
     if args.task == "vision":
         from .tasks.vision_run import train_vision
 
@@ -153,6 +162,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     if is_vision_checkpoint(args.checkpoint):
         return _eval_vision(args)
+    from .tasks.language_run import is_language_checkpoint
+
+    if is_language_checkpoint(args.checkpoint):
+        return _eval_language(args)
     from .tasks.translation_run import load_translation_checkpoint
 
     split = args.split or "test2016"
@@ -194,6 +207,54 @@ def _eval_vision(args: argparse.Namespace) -> int:
         print(f"  {name:<{width}}  {acc:6.2f}%")
     print(f"confusion matrix: {figure}")
     return 0
+
+
+def _eval_language(args: argparse.Namespace) -> int:
+    import torch
+
+    from .tasks.language_run import load_language_checkpoint
+
+    if args.split not in (None, "val"):
+        raise ConfigError(f"a language-model checkpoint is evaluated on val, not {args.split!r}")
+    model, task = load_language_checkpoint(args.checkpoint)
+    with torch.no_grad():
+        res = task.evaluate(model)
+    res.pop("score", None)
+    res["tokens"] = int(task.eval_windows()[:, 1:].numel())
+    if args.json:
+        print(json.dumps(res, indent=2))
+    else:
+        print(f"val loss {res['val_loss']:.4f}  perplexity {res['val_ppl']:.2f}  ({res['tokens']:,} tokens)")
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from .tasks.language_run import generate_text, is_language_checkpoint, load_language_checkpoint
+
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    if not is_language_checkpoint(args.checkpoint):
+        raise ConfigError(f"{args.checkpoint} is not a language-model checkpoint (no task.json with task=language)")
+    if args.max_new_tokens < 0:
+        raise ConfigError("--max-new-tokens must be >= 0")
+    if args.temperature < 0:
+        raise ConfigError("--temperature must be >= 0 (0 = greedy)")
+    if args.top_k is not None and args.top_k < 1:
+        raise ConfigError("--top-k must be >= 1")
+    model, task = load_language_checkpoint(args.checkpoint)
+    prompt = args.prompt if args.prompt is not None else _read_stdin_text()
+    print(generate_text(model, task, prompt, args.max_new_tokens, args.temperature, args.top_k, args.seed))
+    return 0
+
+
+def _read_stdin_text() -> str:
+    data = sys.stdin.buffer.read()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"standard input is not UTF-8 (byte {exc.start})") from None
 
 
 def cmd_classify(args: argparse.Namespace) -> int:
@@ -238,10 +299,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("train", help="train a model on a task (progress bar, checkpoints, resume)")
-    p.add_argument("task", choices=["translation", "vision"], help="what to train")
+    p.add_argument("task", choices=["translation", "vision", "language"], help="what to train")
     p.add_argument("--model", default="ringformer", help="family: vanilla, looped, universal, ringformer")
     p.add_argument("--preset", default=None,
-                   help="size: mt-small, mt-base (translation; default mt-small), vit-tiny (vision; default)")
+                   help="size: mt-small, mt-base (translation; default mt-small), vit-tiny (vision; default), "
+                        "lm-small (language; default)")
     p.add_argument("--config", default=None, help="YAML file of settings (flat or model/train/task sections)")
     p.add_argument("--out", default=None, help="run directory (default runs/<task>/<model>-<preset>)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
@@ -255,7 +317,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=None)
     p.set_defaults(func=cmd_translate)
 
-    p = sub.add_parser("eval", help="sacreBLEU (translation) or accuracy and confusion matrix (vision)")
+    p = sub.add_parser("eval", help="sacreBLEU (translation), accuracy + confusion matrix (vision), or loss (LM)")
     p.add_argument("checkpoint")
     p.add_argument("--split", default=None, choices=["val", "test2016", "test2017", "test"],
                    help="translation: val, test2016 (default), test2017; vision: val, test (default)")
@@ -265,6 +327,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("generate", help="continue a prompt with a language-model checkpoint (KV-cached)")
+    p.add_argument("checkpoint")
+    p.add_argument("--prompt", default=None, help="text to continue (default: read standard input)")
+    p.add_argument("--max-new-tokens", type=int, default=200, dest="max_new_tokens")
+    p.add_argument("--temperature", type=float, default=0.8, help="0 = greedy")
+    p.add_argument("--top-k", type=int, default=200, dest="top_k")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=None)
+    p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("classify", help="classify image files (PNG, JPEG, ...) with a vision checkpoint")
     p.add_argument("checkpoint")

@@ -37,6 +37,10 @@ _LM = dict(
     signal_input="raw", ffn_signal_position="after_norm",
 )
 _LM_SMALL = dict(_LM, d_model=128, n_heads=4, d_ff=512, n_layers=4, vocab_size=65)
+# SpiralFormer comparison on characters: 4 unique layers each, rotary on 25% of head dims
+# (as in the Pythia-style backbone), context 256; looped models are 1 + 2 x T + 1.
+_LM_CHAR = dict(_LM_SMALL, positional="rotary", rotary_fraction=0.25, max_len=256)
+_LM_LOOP = dict(_LM_CHAR, n_prelude=1, n_coda=1, core_layers=2, state_update="anchor")
 
 PRESETS: dict[str, dict[str, Any]] = {
     # translation, paper sizes (RingFormer spec section 3 and 5)
@@ -77,6 +81,17 @@ PRESETS: dict[str, dict[str, Any]] = {
     "looped-lm-small": dict(_LM_SMALL, arch="looped"),
     "universal-lm-small": dict(_LM_SMALL, arch="universal", positional="none"),
     "ringformer-lm-small": dict(_LM_SMALL, arch="ringformer", signal_rank=8),
+    # the SpiralFormer comparison (equal unique layers: 1 prelude + 2 core + 1 coda = 4)
+    "vanilla-lm-char": dict(_LM_CHAR, arch="vanilla"),
+    "looped-lm-char": dict(_LM_LOOP, arch="looped", n_layers=8),
+    "ringformer-lm-char": dict(_LM_LOOP, arch="ringformer", n_layers=8, signal_rank=8),
+    "spiral-lm-char": dict(_LM_LOOP, arch="spiral", n_layers=8, spiral_schedule="4,2,1"),
+    "spiral-coarse-lm-char": dict(_LM_LOOP, arch="spiral", n_layers=8, spiral_schedule="8,4,2"),
+    # a paper-scale SpiralFormer backbone (Pythia-160M widths, MeSH split 2+4R+2)
+    "spiral-lm-160m": dict(_LM, arch="spiral", d_model=768, n_heads=12, d_ff=3072, vocab_size=50304,
+                           positional="rotary", rotary_fraction=0.25, max_len=4096, parallel_block=True,
+                           scale_embeddings=True, depth_scaled_init=True, n_prelude=2, n_coda=2, core_layers=4,
+                           n_layers=16, spiral_schedule="4,2,1", state_update="mesh"),
 }
 
 

@@ -114,3 +114,40 @@ def test_schedule_validation():
         spiral("4,x")
     with pytest.raises(ConfigError, match="spiral_schedule"):
         create_model("vanilla-lm-small", spiral_schedule="2,1")
+
+
+@pytest.mark.parametrize("name", ["vanilla-lm-char", "looped-lm-char", "ringformer-lm-char", "spiral-lm-char",
+                                  "spiral-coarse-lm-char"])
+@pytest.mark.parametrize("extra", [{}, {"state_update": "mesh", "parallel_block": True}])
+def test_every_lm_decodes_token_by_token_like_the_full_sequence(name, extra):
+    if name.startswith("vanilla") and "state_update" in extra:
+        extra = {"parallel_block": True}
+    model = create_model(name, d_model=32, n_heads=2, d_ff=64, vocab_size=29, dropout=0.0, **extra).eval()
+    with torch.no_grad():
+        for p_name, p in model.named_parameters():
+            if p_name.endswith(("_up", "scorer.weight", "allocation.weight")) or ".state." in p_name:
+                p.normal_(std=0.3)
+        tokens = torch.randint(0, 29, (2, 30))
+        full = model(tokens)
+        cache = model.new_cache()
+        parts = [model(tokens[:, :7], cache=cache)] + [model(tokens[:, k : k + 1], cache=cache) for k in range(7, 30)]
+    torch.testing.assert_close(torch.cat(parts, dim=1), full, atol=1e-5, rtol=1e-5)
+
+
+def test_sampling_is_seeded_and_greedy_matches_argmax():
+    from loopformer.sampling import sample
+
+    model = create_model("spiral-lm-char", d_model=32, n_heads=2, d_ff=64, vocab_size=29).eval()
+    prompt = torch.randint(0, 29, (2, 4))
+    a = sample(model, prompt, 12, 1.0, 5, torch.Generator().manual_seed(1))
+    b = sample(model, prompt, 12, 1.0, 5, torch.Generator().manual_seed(1))
+    assert a.shape == (2, 16) and torch.equal(a, b) and torch.equal(a[:, :4], prompt)
+    greedy = sample(model, prompt, 6, 0.0)
+    seq = prompt
+    with torch.no_grad():
+        for _ in range(6):
+            seq = torch.cat([seq, model(seq)[:, -1].argmax(-1, keepdim=True)], dim=1)
+    assert torch.equal(greedy, seq)
+    # generation stops at the context length instead of failing
+    long = sample(model, torch.randint(0, 29, (1, 250)), 50, 0.0)
+    assert long.shape == (1, 256)

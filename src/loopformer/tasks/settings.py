@@ -9,13 +9,13 @@ from ..errors import ConfigError
 from ..train.config import split_overrides
 
 
-def read_settings(pairs: list[str], config_file: str | None, targets: dict[str, type]) -> dict[str, dict[str, Any]]:
-    """Merge a YAML file (flat, or with sections named like ``targets``) and key=value overrides.
-
-    Overrides win over the file; every value goes through the same text parser, so a YAML
-    file and the command line accept exactly the same spellings.
+def read_settings(pairs: list[str], config_file: str | None, targets: dict[str, type],
+                  defaults: list[str] | None = None) -> dict[str, dict[str, Any]]:
+    """Merge task defaults, a YAML file (flat, or with sections named like ``targets``) and
+    key=value overrides, later ones winning. Every value goes through the same text parser,
+    so a YAML file and the command line accept exactly the same spellings.
     """
-    merged: list[str] = []
+    merged: list[str] = list(defaults or [])
     if config_file:
         import yaml
 

@@ -1,0 +1,155 @@
+"""Causal language modelling: random-window batches, loss, validation loss, sampling.
+
+Training batches are windows at random offsets of the training ids (nanoGPT's scheme),
+drawn from a generator seeded by (seed, epoch, batch), so exact resume replays them.
+Validation is deterministic: the validation ids cut into consecutive, non-overlapping
+windows of the context length (every token predicted once, from the part of its window
+before it), optionally only the first ``eval_windows`` of them.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from ..checkpoint import atomic_write_bytes
+from ..config import check_types
+from ..data.text import CharTokenizer, load_text, split_text
+from ..data.tokenizer import BPETokenizer
+from ..errors import CheckpointError, ConfigError
+
+TASK_FILE = "task.json"
+
+
+@dataclass
+class LanguageConfig:
+    dataset: str = "tinyshakespeare"  # a built-in corpus or a path to a UTF-8 text file
+    tokenizer: str = "char"  # char | bpe
+    bpe_vocab_size: int = 1024
+    context: int = 256
+    batch_size: int = 12
+    train_fraction: float = 0.9
+    eval_windows: int | None = None  # None: the whole validation split
+    eval_batch_size: int = 32
+
+    def __post_init__(self) -> None:
+        check_types(self, "language")
+        if self.tokenizer not in ("char", "bpe"):
+            raise ConfigError(f"tokenizer must be char or bpe, got {self.tokenizer!r}")
+        for name in ("context", "batch_size", "eval_batch_size"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"language field '{name}' must be >= 1")
+        if self.eval_windows is not None and self.eval_windows < 1:
+            raise ConfigError("eval_windows must be >= 1 or none")
+        if not 0.0 < self.train_fraction < 1.0:
+            raise ConfigError(f"train_fraction must be in (0, 1), got {self.train_fraction}")
+        if self.tokenizer == "bpe" and self.bpe_vocab_size < 300:
+            raise ConfigError("bpe_vocab_size must be at least 300 (256 bytes + specials + merges)")
+
+
+def load_lm_tokenizer(folder: Path, kind: str):
+    return CharTokenizer.load(folder) if kind == "char" else BPETokenizer.load(folder)
+
+
+class LanguageTask:
+    def __init__(self, cfg: LanguageConfig, tokenizer, text: str | None = None) -> None:
+        """``text`` supplies the corpus in memory instead of ``cfg.dataset``."""
+        self.cfg = cfg
+        self.tok = tokenizer
+        self._text = text
+        self._ids: dict[str, torch.Tensor] = {}
+
+    @classmethod
+    def prepare(cls, cfg: LanguageConfig, text: str | None = None) -> "LanguageTask":
+        text = text if text is not None else load_text(cfg.dataset)
+        if cfg.tokenizer == "char":
+            tok = CharTokenizer.from_text(text)
+        else:
+            tok = BPETokenizer.train([split_text(text, cfg.train_fraction)[0]], vocab_size=cfg.bpe_vocab_size)
+        return cls(cfg, tok, text)
+
+    def ids(self, split: str) -> torch.Tensor:
+        if split not in self._ids:
+            text = self._text if self._text is not None else load_text(self.cfg.dataset)
+            train, val = split_text(text, self.cfg.train_fraction)
+            for name, part in (("train", train), ("val", val)):
+                ids = torch.tensor(self.tok.encode(part), dtype=torch.long)
+                if len(ids) < self.cfg.context + 1:
+                    raise ConfigError(
+                        f"the {name} split has {len(ids)} tokens, fewer than context + 1 = {self.cfg.context + 1}"
+                    )
+                self._ids[name] = ids
+        return self._ids[split]
+
+    def model_overrides(self) -> dict[str, Any]:
+        return {"vocab_size": self.tok.vocab_size, "max_len": self.cfg.context}
+
+    def save_assets(self, folder: Path) -> None:
+        self.tok.save(folder)
+        atomic_write_bytes(Path(folder) / TASK_FILE,
+                           json.dumps({"task": "language", **asdict(self.cfg)}, indent=2).encode())
+
+    # --- training interface ----------------------------------------------------------------
+
+    def batch_plan(self, epoch: int, seed: int) -> list[int]:
+        n = max(1, len(self.ids("train")) // (self.cfg.batch_size * self.cfg.context))
+        base = (seed * 1_000_003 + epoch) * 100_003
+        return [base + k for k in range(n)]
+
+    def make_batch(self, item: int) -> dict[str, torch.Tensor]:
+        data = self.ids("train")
+        g = torch.Generator().manual_seed(item)
+        starts = torch.randint(0, len(data) - self.cfg.context, (self.cfg.batch_size,), generator=g)
+        offsets = starts[:, None] + torch.arange(self.cfg.context + 1)
+        windows = data[offsets]
+        return {"tokens": windows[:, :-1], "labels": windows[:, 1:]}
+
+    def count_tokens(self, batch: dict[str, torch.Tensor]) -> int:
+        return int(batch["labels"].numel())
+
+    def loss(self, model, batch, label_smoothing: float) -> tuple[torch.Tensor, int]:
+        logits = model(batch["tokens"])
+        loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), batch["labels"].reshape(-1),
+                               label_smoothing=label_smoothing)
+        return loss, int(batch["labels"].numel())
+
+    def eval_windows(self) -> torch.Tensor:
+        data, t = self.ids("val"), self.cfg.context
+        n = (len(data) - 1) // t
+        if self.cfg.eval_windows is not None:
+            n = min(n, self.cfg.eval_windows)
+        return data[: n * t + 1].unfold(0, t + 1, t)[:n] if n else data.new_zeros(0, t + 1)
+
+    def evaluate(self, model) -> dict[str, float]:
+        windows = self.eval_windows()
+        total, count = 0.0, 0
+        for i in range(0, len(windows), self.cfg.eval_batch_size):
+            w = windows[i : i + self.cfg.eval_batch_size]
+            logits = model(w[:, :-1]).float()
+            total += F.cross_entropy(logits.reshape(-1, logits.shape[-1]), w[:, 1:].reshape(-1),
+                                     reduction="sum").item()
+            count += w[:, 1:].numel()
+        loss = total / max(count, 1)
+        return {"val_loss": loss, "val_ppl": float(torch.tensor(loss).exp()), "score": -loss}
+
+
+def load_language_config(folder: Path) -> LanguageConfig:
+    path = Path(folder) / TASK_FILE
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise CheckpointError(f"{folder} has no {TASK_FILE}; it is not a language-model checkpoint") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise CheckpointError(f"{path} is corrupt: {exc}") from None
+    if not isinstance(data, dict) or data.get("task") != "language":
+        raise CheckpointError(f"{path} does not describe a language-model run")
+    known = {f.name for f in fields(LanguageConfig)}
+    try:
+        return LanguageConfig(**{k: v for k, v in data.items() if k in known})
+    except ConfigError as exc:
+        raise CheckpointError(f"{path}: {exc}") from None
