@@ -63,6 +63,26 @@ def cmd_params(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_flops(args: argparse.Namespace) -> int:
+    from .analysis.flops import lm_flops
+
+    config = _model_config(args.target, args.overrides, args)
+    if config.task != "decoder":
+        raise ConfigError(f"flops covers causal language models; {args.target} is a {config.task} model")
+    if args.context is not None and not 1 <= args.context <= config.max_len:
+        raise ConfigError(f"--context must be between 1 and the model's max_len ({config.max_len})")
+    count = lm_flops(config, args.context)
+    if args.json:
+        print(json.dumps({"target": args.target, **count.to_dict()}, indent=2))
+        return 0
+    print(f"{args.target}: forward FLOPs on {count.context:,} tokens")
+    for label, value in (("transformer layers", count.layers), ("level signals", count.signals),
+                         ("MeSH routers", count.state), ("LM head", count.head)):
+        print(f"  {label:<20} {value:>18,.0f}")
+    print(f"  {'per token':<20} {count.per_token:>18,.0f}")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """Build a preset, run one forward pass on random input, print its parameter table."""
     import torch
@@ -290,6 +310,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image-size", type=int, dest="image_size")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=cmd_params)
+
+    p = sub.add_parser("flops", help="analytic forward FLOPs of a causal LM preset or checkpoint")
+    p.add_argument("target", help="preset name or checkpoint directory")
+    p.add_argument("overrides", nargs="*", help="config overrides as key=value")
+    p.add_argument("--context", type=int, default=None, help="sequence length (default: the model's max_len)")
+    p.add_argument("--vocab-size", type=int, dest="vocab_size")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_flops)
 
     p = sub.add_parser("demo", help="build a preset, run it once on random input, print its parameters")
     p.add_argument("preset", nargs="?", default="ringformer-mt-small")
