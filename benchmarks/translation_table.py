@@ -18,6 +18,8 @@ import statistics
 import sys
 from pathlib import Path
 
+import torch
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "docs" / "results" / "translation"
 PAGE = ROOT / "docs" / "results" / "translation.md"
@@ -44,6 +46,7 @@ def run_one(name: str, seed: int, steps: int) -> None:
     res = train_translation(family, "mt-small", RECIPE + extra + [f"seed={seed}", f"max_steps={steps}"],
                             out=str(out), resume=resume)
     record = {
+        "threads": torch.get_num_threads(),
         "name": name, "seed": seed, "steps": res["train"]["step"], "overrides": extra,
         "non_embedding": res["parameters"]["non_embedding"], "total": res["parameters"]["total"],
         "train_seconds": res["train"]["train_seconds"], "tokens_seen": res["train"]["tokens_seen"],

@@ -19,6 +19,8 @@ import statistics
 import sys
 from pathlib import Path
 
+import torch
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "docs" / "results" / "vision"
 PAGE = ROOT / "docs" / "results" / "vision.md"
@@ -47,6 +49,7 @@ def run_one(name: str, seed: int, steps: int) -> None:
     res = train_vision(family, preset, RECIPE + [f"seed={seed}", f"max_steps={steps}"], out=str(out), resume=resume)
     test = res["test"]
     record = {
+        "threads": torch.get_num_threads(),
         "name": name, "model": res["model"], "seed": seed, "steps": res["train"]["step"],
         "non_embedding": res["parameters"]["non_embedding"], "total": res["parameters"]["total"],
         "train_seconds": res["train"]["train_seconds"], "images_seen": res["train"]["tokens_seen"],
