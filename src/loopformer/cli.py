@@ -111,11 +111,22 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from .train.distributed import teardown
+
+    try:
+        return _train(args)
+    finally:
+        teardown()
+
+
+def _train(args: argparse.Namespace) -> int:
     if args.task == "language":
         from .tasks.language_run import train_language
 
         results = train_language(args.model, args.preset or "lm-small", args.overrides, args.config, args.out,
                                  args.resume)
+        if "val" not in results:  # a non-zero rank under torchrun
+            return 0
         val = results["val"]
         print(f"\ncheckpoint: {results['checkpoint']}")
         print(f"validation loss {val['val_loss']:.4f} (perplexity {val['val_ppl']:.2f})")
@@ -125,6 +136,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
         preset = args.preset or "vit-tiny"
         results = train_vision(args.model, preset, args.overrides, args.config, args.out, args.resume)
+        if "test" not in results:
+            return 0
         test = results["test"]
         print(f"\ncheckpoint: {results['checkpoint']}")
         print(f"{test['split']} accuracy: {test['accuracy']:.2f}% on {test['images']:,} images")
@@ -133,6 +146,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     results = train_translation(args.model, args.preset or "mt-small", args.overrides, args.config, args.out,
                                 args.resume)
+    if "checkpoint" not in results:
+        return 0
     print(f"\ncheckpoint: {results['checkpoint']}")
     for split in ("test2016", "test2017"):
         if split in results:

@@ -43,12 +43,14 @@ class SpiralLevel(nn.Module):
         # so an all-ones schedule has exactly the full-resolution loop's parameters.
         # Zero init: self-aggregation starts as mean pooling, learned allocation as uniform.
         pooled = not self.identity
-        self.scorer = nn.Linear(cfg.d_model, 1) if pooled and cfg.spiral_pool == "self" else None
+        # (no bias: a softmax over the chunk ignores it, so it could never learn anything)
+        self.scorer = nn.Linear(cfg.d_model, 1, bias=False) if pooled and cfg.spiral_pool == "self" else None
         self.allocation = nn.Linear(cfg.d_model, chunk) if pooled and cfg.spiral_upscale == "learned" else None
         for lin in (self.scorer, self.allocation):
             if lin is not None:
                 nn.init.zeros_(lin.weight)
-                nn.init.zeros_(lin.bias)
+                if lin.bias is not None:
+                    nn.init.zeros_(lin.bias)
         self.gain = math.sqrt(chunk)
 
     @property

@@ -15,6 +15,7 @@ from ..errors import CheckpointError, ConfigError
 from ..models import build_model
 from ..registry import get_config
 from ..train.config import TrainConfig
+from ..train.distributed import setup_from_env
 from ..train.state import resolve
 from ..train.trainer import Trainer
 from .settings import read_settings, run_name
@@ -32,6 +33,7 @@ def train_vision(
     name = run_name(model_name, preset)
     out_dir = Path(out or f"runs/vision/{name}")
     train_cfg = TrainConfig(**settings["train"])
+    dist_info = setup_from_env()
     if train_cfg.threads:
         torch.set_num_threads(train_cfg.threads)
     last = resolve(out_dir / "last")
@@ -50,6 +52,8 @@ def train_vision(
     summary = trainer.fit()
     summary["wall_seconds_this_run"] = time.time() - started
     summary["resumed"] = resumed
+    if not dist_info.is_main:  # rank 0 evaluates and reports
+        return {"rank": dist_info.rank, "train": summary}
     best = resolve(out_dir / "best") or resolve(out_dir / "last")
     final_model = load_model(best)
     t0 = time.time()

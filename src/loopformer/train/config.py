@@ -35,6 +35,8 @@ class TrainConfig:
     threads: int | None = None
     nonfinite: str = "stop"
     progress: bool = True
+    # DDP: only needed when a configuration can leave parameters without gradient in a step
+    find_unused_parameters: bool = False
 
     def __post_init__(self) -> None:
         check_types(self, "training")

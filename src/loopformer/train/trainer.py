@@ -21,6 +21,7 @@ import torch
 from ..checkpoint import load_model
 from ..errors import LoopformerError
 from .config import TrainConfig, lr_at
+from .distributed import all_sum, barrier, current, shard
 from .state import optimizer_from_flat, read_training_state, resolve, restore_rng, write_checkpoint
 
 
@@ -47,6 +48,12 @@ class Trainer:
         self.model = model
         self.cfg = cfg
         self.out = Path(out_dir)
+        self.dist = current()
+        self.net = model  # what the loss runs through (a DDP wrapper when distributed)
+        if self.dist.enabled:
+            from torch.nn.parallel import DistributedDataParallel
+
+            self.net = DistributedDataParallel(model, find_unused_parameters=cfg.find_unused_parameters)
         decay, no_decay = [], []
         for name, p in model.named_parameters():
             if not p.requires_grad:
@@ -74,7 +81,9 @@ class Trainer:
             "best_score": self.best_score, "train_config": self.cfg.to_dict(),
         }
 
-    def save(self, which: str = "last") -> Path:
+    def save(self, which: str = "last") -> Path | None:
+        if not self.dist.is_main:
+            return None
         with_state = which == "last"
         return write_checkpoint(
             self.out / which, self.model, self.task.save_assets,
@@ -101,6 +110,8 @@ class Trainer:
 
     def _log(self, record: dict[str, Any]) -> None:
         self.history.append(record)
+        if not self.dist.is_main:
+            return
         with open(self.out / "metrics.jsonl", "a") as fh:
             fh.write(json.dumps(record) + "\n")
 
@@ -124,6 +135,9 @@ class Trainer:
             self.position = 0
 
     def evaluate(self) -> dict[str, Any]:
+        if not self.dist.is_main:  # rank 0 evaluates and saves; the others wait for it
+            barrier(self.dist)
+            return {}
         self.model.eval()
         try:
             with torch.no_grad():
@@ -136,6 +150,7 @@ class Trainer:
         if score is not None and (self.best_score is None or score > self.best_score):
             self.best_score = score
             self.save("best")
+        barrier(self.dist)
         return metrics
 
     def fit(self) -> dict[str, Any]:
@@ -145,13 +160,16 @@ class Trainer:
             torch.manual_seed(cfg.seed)
         self.model.train()
         autocast = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if cfg.bf16 else nullcontext
-        bar = _progress(cfg, self.step)
+        bar = _progress(cfg, self.step) if self.dist.is_main else None
         handlers = self._install_signal_handlers()
         window_tokens, window_start, losses = 0, time.perf_counter(), []
         try:
             batches = self._batches()
             while self._budget_left():
-                if self._stop_signal is not None:
+                stop = self._stop_signal is not None
+                if self.dist.enabled:  # every rank stops at the same step
+                    stop = all_sum([float(stop)], self.dist)[0] > 0
+                if stop:
                     raise _CleanStop
                 t0 = time.perf_counter()
                 group = next(batches)
@@ -159,15 +177,19 @@ class Trainer:
                     g["lr"] = lr_at(cfg, self.step)
                 total_tokens = 0
                 loss_sum = 0.0
-                items = [self.task.make_batch(item) for item in group]
+                items = [shard(self.task.make_batch(item), self.dist) for item in group]
                 counts = [self.task.count_tokens(b) for b in items]
-                denom = max(sum(counts), 1)
+                denom = max(all_sum([float(sum(counts))], self.dist)[0], 1)
                 for batch in items:
                     with autocast():
-                        loss, n = self.task.loss(self.model, batch, cfg.label_smoothing)
-                    (loss * (n / denom)).backward()
+                        loss, n = self.task.loss(self.net, batch, cfg.label_smoothing)
+                    # DDP averages gradients over ranks; weighting by world * n / (global count)
+                    # makes the update the one a single process computes on the whole batch.
+                    (loss * (n * self.dist.world / denom)).backward()
                     loss_sum += loss.item() * n
                     total_tokens += n
+                loss_sum, total_tokens = all_sum([loss_sum, float(total_tokens)], self.dist)
+                total_tokens = int(total_tokens)
                 mean_loss = loss_sum / denom
                 if not math.isfinite(mean_loss):
                     self.opt.zero_grad(set_to_none=True)
