@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
 
 from ..config import ModelConfig
 from ..layers.block import SharedInputs, TransformerLayer
@@ -141,8 +142,12 @@ class SpiralStack(nn.Module):
         return h
 
     def _core(self, t: int, z: Tensor, shared: SharedInputs) -> Tensor:
+        recompute = self.cfg.activation_checkpointing and self.training and shared.cache is None
         for j, layer in enumerate(self.core):
-            z = layer(z, None, shared, (t, j))
+            if recompute:
+                z = checkpoint(layer, z, None, shared, (t, j), use_reentrant=False)
+            else:
+                z = layer(z, None, shared, (t, j))
         return z
 
     def _level(self, t: int, level: SpiralLevel, h: Tensor, shared: SharedInputs) -> Tensor:
