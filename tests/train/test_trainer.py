@@ -70,6 +70,15 @@ def test_checkpoints_are_complete_and_loadable(tmp_path, pairs, tok):
     assert not any(p.name.endswith((".tmp", ".old")) for p in tmp_path.iterdir())
 
 
+def test_keep_last_keeps_resumable_snapshots(tmp_path, pairs, tok):
+    t = make_trainer(tmp_path, pairs, tok, max_steps=8, eval_every=2, keep_last=3)
+    t.fit()
+    snaps = sorted(p.name for p in tmp_path.glob("step-*"))
+    assert snaps == ["step-00000004", "step-00000006", "step-00000008"]  # the 3 latest states (8 = last)
+    assert load_model(tmp_path / "step-00000006").config == t.model.config
+    assert (tmp_path / "step-00000006" / "trainer_state.json").is_file()
+
+
 def test_nonfinite_loss_stops_and_keeps_last_checkpoint(tmp_path, pairs, tok, monkeypatch):
     t = make_trainer(tmp_path, pairs, tok, max_steps=10, eval_every=2)
     real_loss = t.task.loss

@@ -31,7 +31,7 @@ class TrainConfig:
     seed: int = 0
     eval_every: int = 500
     log_every: int = 25
-    keep_last: int = 1
+    keep_last: int = 1  # > 1: also keep the latest N resumable states as <out>/step-XXXXXXXX
     threads: int | None = None
     nonfinite: str = "stop"
     progress: bool = True

@@ -85,10 +85,13 @@ class Trainer:
         if not self.dist.is_main:
             return None
         with_state = which == "last"
-        return write_checkpoint(
+        folder = write_checkpoint(
             self.out / which, self.model, self.task.save_assets,
             state=self._state() if with_state else None, optimizer=self.opt if with_state else None,
         )
+        if with_state and self.cfg.keep_last > 1:
+            keep_snapshot(folder, self.out / f"step-{self.step:08d}", self.cfg.keep_last)
+        return folder
 
     def resume(self) -> bool:
         """Continue from ``<out>/last`` if it exists; returns whether it did."""
@@ -258,6 +261,26 @@ class Trainer:
             self._stop_signal = signum
 
         return [(sig, signal.signal(sig, handler)) for sig in (signal.SIGINT, signal.SIGTERM)]
+
+
+def keep_snapshot(last: Path, target: Path, keep: int) -> None:
+    """Keep a resumable copy of ``last`` (hard links: saved files are never modified, only
+    replaced) and delete the oldest snapshots beyond ``keep``."""
+    import os
+    import shutil
+
+    if not target.exists():
+        tmp = target.with_name(target.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        try:
+            shutil.copytree(last, tmp, copy_function=os.link)
+        except OSError:  # file systems without hard links
+            shutil.rmtree(tmp, ignore_errors=True)
+            shutil.copytree(last, tmp)
+        tmp.rename(target)
+    snapshots = sorted(p for p in target.parent.glob("step-*") if p.is_dir() and not p.name.endswith(".tmp"))
+    for old in snapshots[: max(len(snapshots) - keep, 0)]:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def _progress(cfg: TrainConfig, start: int):
