@@ -19,7 +19,7 @@ from ..train.distributed import setup_from_env
 from ..train.state import resolve
 from ..train.trainer import Trainer
 from .language import LanguageConfig, LanguageTask, load_language_config, load_lm_tokenizer
-from .settings import read_settings, run_name
+from .settings import prepare_out_dir, read_settings, run_name
 
 SETTINGS = {"model": ModelConfig, "train": TrainConfig, "task": LanguageConfig}
 # language models are usually trained without label smoothing and with a cosine schedule
@@ -41,6 +41,7 @@ def train_language(
     last = resolve(out_dir / "last")
     if last is not None and not resume:
         raise ConfigError(f"{out_dir} already holds a run; pass --resume to continue it or choose another --out")
+    prepare_out_dir(out_dir)
     if last is not None:
         task_cfg = load_language_config(last)
         task = LanguageTask(task_cfg, load_lm_tokenizer(last, task_cfg.tokenizer), text)

@@ -51,3 +51,17 @@ def run_name(model_name: str, preset: str) -> str:
         if model_name == "universal":  # the Universal ViT is called UiT
             return "uit-" + preset[len("vit-"):]
     return f"{model_name}-{preset}"
+
+
+def prepare_out_dir(out_dir: Path) -> None:
+    """Create the run directory and prove it is writable before any training starts."""
+    import os
+    import tempfile
+
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".write-test-", dir=out_dir)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise ConfigError(f"cannot write to the run directory {out_dir}: {exc.strerror or exc}") from None

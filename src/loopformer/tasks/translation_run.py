@@ -19,7 +19,7 @@ from ..train.config import TrainConfig
 from ..train.distributed import setup_from_env
 from ..train.state import resolve
 from ..train.trainer import Trainer
-from .settings import read_settings, run_name
+from .settings import prepare_out_dir, read_settings, run_name
 from .translation import TranslationConfig, TranslationTask, load_task_config
 
 SETTINGS = {"model": ModelConfig, "train": TrainConfig, "task": TranslationConfig}
@@ -39,6 +39,7 @@ def train_translation(
     last = resolve(out_dir / "last")
     if last is not None and not resume:
         raise ConfigError(f"{out_dir} already holds a run; pass --resume to continue it or choose another --out")
+    prepare_out_dir(out_dir)
     if last is not None:
         task_cfg = load_task_config(last)
         task = TranslationTask(task_cfg, BPETokenizer.load(last))

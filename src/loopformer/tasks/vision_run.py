@@ -18,7 +18,7 @@ from ..train.config import TrainConfig
 from ..train.distributed import setup_from_env
 from ..train.state import resolve
 from ..train.trainer import Trainer
-from .settings import read_settings, run_name
+from .settings import prepare_out_dir, read_settings, run_name
 from .vision import VisionConfig, VisionTask, load_vision_config
 
 SETTINGS = {"model": ModelConfig, "train": TrainConfig, "task": VisionConfig}
@@ -39,6 +39,7 @@ def train_vision(
     last = resolve(out_dir / "last")
     if last is not None and not resume:
         raise ConfigError(f"{out_dir} already holds a run; pass --resume to continue it or choose another --out")
+    prepare_out_dir(out_dir)
     task_cfg = load_vision_config(last) if last is not None else VisionConfig(**settings["task"])
     task = VisionTask(task_cfg, splits)
     model_cfg = get_config(name, **{**task.model_overrides(), **settings["model"]})
