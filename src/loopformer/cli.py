@@ -308,6 +308,59 @@ def cmd_classify(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_analyze(args: argparse.Namespace) -> int:
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    what = args.analysis
+    if what in ("params", "flops"):
+        if len(args.targets) != 1:
+            raise ConfigError(f"analyze {what} takes one preset or checkpoint")
+        args.target, args.overrides = args.targets[0], []
+        return cmd_params(args) if what == "params" else cmd_flops(args)
+    if what == "cka":
+        from .analysis.compare import compare_cka
+        from .analysis.plots import format_matrix, plot_cka
+
+        if len(args.targets) != 2:
+            raise ConfigError("analyze cka takes two checkpoints: A B")
+        res = compare_cka(args.targets[0], args.targets[1], args.data, args.batch_size, args.max_batches)
+        if args.plot:
+            plot_cka(res, args.plot, name_a=args.targets[0], name_b=args.targets[1])
+        if args.json:
+            print(json.dumps(res, indent=2))
+            return 0
+        for stack, r in res.items():
+            print(f"{stack} ({r['batches']} minibatches): rows {args.targets[0]}, columns {args.targets[1]}")
+            print(format_matrix(r["a_layers"], r["b_layers"], r["cka"]))
+            n = min(len(r["a_layers"]), len(r["b_layers"]))
+            diag = [r["cka"][i][i] for i in range(n)]
+            print("diagonal: " + " ".join(f"{v:.3f}" for v in diag) + "\n")
+        return 0
+    from .analysis.compare import attention_distances, task_kind
+    from .analysis.plots import plot_distances
+
+    if len(args.targets) != 1:
+        raise ConfigError(f"analyze {what} takes one checkpoint")
+    kind = task_kind(args.targets[0])
+    if what == "mad" and kind != "vision":
+        raise ConfigError("mad (mean attention distance in pixels) is for vision checkpoints; "
+                          "use attention-distance for text models")
+    res = attention_distances(args.targets[0], args.data, args.batch_size, args.max_batches)
+    if args.plot:
+        plot_distances(res, args.plot, title=Path(args.targets[0]).name)
+    if args.json:
+        print(json.dumps(res, indent=2))
+        return 0
+    for stack, rows in res["stacks"].items():
+        print(f"{stack}: mean attention distance in {res['unit']} (per head, then mean)")
+        for row in rows:
+            heads = " ".join(f"{v:6.2f}" for v in row["per_head"])
+            print(f"  {row['layer']:<10} {heads}   mean {row['mean']:6.2f}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="loopformer", description="Looped Transformers: RingFormer, SpiralFormer and baselines."
@@ -380,6 +433,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None)
     p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("analyze", help="CKA, attention distances (MAD), parameters and FLOPs, with plots")
+    p.add_argument("analysis", choices=["cka", "mad", "attention-distance", "params", "flops"])
+    p.add_argument("targets", nargs="+", help="checkpoint(s) (cka: A B) or, for params/flops, a preset")
+    p.add_argument("--data", default=None, help="split: test2016/test2017/val (translation), test/val (vision)")
+    p.add_argument("--plot", default=None, help="write a PNG figure here")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--batch-size", type=int, default=64, dest="batch_size")
+    p.add_argument("--max-batches", type=int, default=None, dest="max_batches")
+    p.add_argument("--context", type=int, default=None, help="flops: sequence length")
+    p.add_argument("--threads", type=int, default=None)
+    p.set_defaults(func=cmd_analyze)
 
     p = sub.add_parser("classify", help="classify image files (PNG, JPEG, ...) with a vision checkpoint")
     p.add_argument("checkpoint")

@@ -82,6 +82,8 @@ class TransformerLayer(nn.Module):
             FeedForward(spec.dim, spec.d_ff, spec.bias, spec.dropout, spec.ffn_init_std) if spec.has_ffn else None
         )
         self.dropout = Dropout(spec.dropout)
+        # set by analysis tools to receive attention weights (key, kind, (B, H, T, S)); None = free
+        self.attn_probe: Callable[[Hashable, str, Tensor], None] | None = None
         if not spec.own_norms:
             self.norms = None
         elif spec.shared_sublayer_norm:
@@ -103,8 +105,9 @@ class TransformerLayer(nn.Module):
         sig = lp.signals if lp is not None else None
         level = lp.level if lp is not None else 0
         probe = None
-        if shared.attn_probe is not None:
-            probe = partial(shared.attn_probe, key, "self")
+        listener = shared.attn_probe or self.attn_probe
+        if listener is not None:
+            probe = partial(listener, key, "self")
         if self.spec.norm_style == "post":
             return self._post(h, norms, sig, level, lp, shared, key, probe)
         return self._pre(h, norms, sig, level, lp, shared, key, probe)
@@ -156,7 +159,8 @@ class TransformerLayer(nn.Module):
         if lp is not None and lp.cross_q is not None:
             q_sig = partial(lp.cross_q.split_qkv, level=lp.level, x=x)
             kv_sig = partial(lp.cross_kv.split_qkv, level=lp.level, x=shared.memory)
-        probe = partial(shared.attn_probe, key, "cross") if shared.attn_probe is not None else None
+        listener = shared.attn_probe or self.attn_probe
+        probe = partial(listener, key, "cross") if listener is not None else None
         return self.cross_attn(
             x, shared.memory, shared.memory_mask, q_sig, kv_sig, shared.cache, (key, "cross"), probe
         )

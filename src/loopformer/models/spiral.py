@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Callable, Hashable
 
 import torch
 import torch.nn.functional as F
@@ -123,6 +124,19 @@ class SpiralStack(nn.Module):
         self.n_loops = len(self.levels)
         self.state = build_state_update(cfg.state_update, self.n_loops, cfg.d_model, mesh_slots(cfg))
         self.latent_rotary = RotaryPositions(cfg.max_len, cfg.rotary_dims) if cfg.positional == "rotary" else None
+        self._observers: dict[int, Callable[[Hashable, Tensor], None]] = {}
+
+    def add_observer(self, fn: Callable[[Hashable, Tensor], None]) -> Callable[[], None]:
+        """Call ``fn(key, hidden)`` after every layer application (core keys ``(t, j)`` carry
+        latents of iteration ``t``) and ``(("level", t), tokens)`` after each iteration's
+        state update; returns a remover."""
+        handle = id(fn)
+        self._observers[handle] = fn
+        return lambda: self._observers.pop(handle, None)
+
+    def _emit(self, key: Hashable, h: Tensor) -> None:
+        for fn in list(self._observers.values()):
+            fn(key, h)
 
     @property
     def depth(self) -> int:
@@ -133,12 +147,18 @@ class SpiralStack(nn.Module):
     def forward(self, h: Tensor, shared: SharedInputs) -> Tensor:
         for j, layer in enumerate(self.prelude):
             h = layer(h, None, shared, ("prelude", j))
+            if self._observers:
+                self._emit(("prelude", j), h)
         memo = self.state.begin(h, shared) if self.state is not None else None
         for t, level in enumerate(self.levels):
             e = self._level(t, level, h, shared)
             h = self.state.update(t, e, memo) if self.state is not None else e
+            if self._observers:
+                self._emit(("level", t), h)
         for j, layer in enumerate(self.coda):
             h = layer(h, None, shared, ("coda", j))
+            if self._observers:
+                self._emit(("coda", j), h)
         return h
 
     def _core(self, t: int, z: Tensor, shared: SharedInputs) -> Tensor:
@@ -148,6 +168,8 @@ class SpiralStack(nn.Module):
                 z = checkpoint(layer, z, None, shared, (t, j), use_reentrant=False)
             else:
                 z = layer(z, None, shared, (t, j))
+            if self._observers:
+                self._emit((t, j), z)
         return z
 
     def _level(self, t: int, level: SpiralLevel, h: Tensor, shared: SharedInputs) -> Tensor:
