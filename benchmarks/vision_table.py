@@ -105,8 +105,8 @@ def write_page(steps: int, seeds: list[int]) -> None:
     PAGE.write_text(f"""# Vision: RingFormer-ViT and baselines on Fashion-MNIST
 
 Produced by `benchmarks/vision_table.py` (rerun it to fill in missing runs; each finished
-run is one JSON in `docs/results/vision/`). Every model has 6 levels (or layers), patch 4
-on 28×28 greyscale images (49 patches + cls token), fixed sinusoidal positions, pre-norm,
+run is one JSON in `docs/results/vision/`). Every model has 6 levels (or layers), patch 7
+on 28×28 greyscale images (16 patches + cls token), fixed sinusoidal positions, pre-norm,
 dropout 0.1. Sizes: `vit-tiny` has RingFormer's depth and width (d 192, FFN 768);
 `ringformer-vit-tiny` is d 192 with rank-12 level signals; `uit-tiny` and
 `looped-vit-tiny` are d 216 so that their parameter count matches RingFormer's, and

@@ -78,8 +78,8 @@ def test_mad_for_vision(tmp_path, capsys):
     res = json.loads(capsys.readouterr().out)
     rows = res["stacks"]["encoder"]
     assert res["unit"] == "pixels" and len(rows) == 6 and len(rows[0]["per_head"]) == 2
-    # with 7x7 patches of 4 px, distances lie between 0 and the grid diagonal
-    assert all(0 <= v <= 4 * 6 * 2 ** 0.5 for r in rows for v in r["per_head"])
+    # with a 4x4 grid of 7-px patches, distances lie between 0 and the grid diagonal
+    assert all(0 <= v <= 7 * 3 * 2 ** 0.5 for r in rows for v in r["per_head"])
     assert png.read_bytes()[:8] == PNG
 
 
@@ -116,6 +116,6 @@ def test_capture_is_free_when_off_and_cleans_up():
 
 def test_analyze_params_and_flops(capsys):
     assert main(["analyze", "params", "ringformer-vit-tiny"]) == 0
-    assert "565,066" in capsys.readouterr().out
+    assert "571,402" in capsys.readouterr().out
     assert main(["analyze", "flops", "spiral-lm-char", "--context", "64"]) == 0
     assert "per token" in capsys.readouterr().out
