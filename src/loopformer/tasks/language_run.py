@@ -3,23 +3,17 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from ..checkpoint import atomic_write_bytes, load_model
+from ..checkpoint import load_model
 from ..config import ModelConfig
 from ..errors import CheckpointError, ConfigError
-from ..models import build_model
-from ..registry import get_config
 from ..train.config import TrainConfig
-from ..train.distributed import setup_from_env
-from ..train.state import resolve
-from ..train.trainer import Trainer
 from .language import LanguageConfig, LanguageTask, load_language_config, load_lm_tokenizer
-from .settings import prepare_out_dir, read_settings, run_name
+from .runner import open_run, parameters, train_best, write_results
 
 SETTINGS = {"model": ModelConfig, "train": TrainConfig, "task": LanguageConfig}
 # language models are usually trained without label smoothing and with a cosine schedule
@@ -31,47 +25,19 @@ def train_language(
     out: str | None = None, resume: bool = False, text: str | None = None,
 ) -> dict[str, Any]:
     """Train, then report the best checkpoint's validation loss. ``text`` injects a corpus."""
-    settings = read_settings(pairs, config_file, SETTINGS, defaults=DEFAULTS)
-    name = run_name(model_name, preset)
-    out_dir = Path(out or f"runs/language/{name}")
-    train_cfg = TrainConfig(**settings["train"])
-    dist_info = setup_from_env()
-    if train_cfg.threads:
-        torch.set_num_threads(train_cfg.threads)
-    last = resolve(out_dir / "last")
-    if last is not None and not resume:
-        raise ConfigError(f"{out_dir} already holds a run; pass --resume to continue it or choose another --out")
-    prepare_out_dir(out_dir)
-    if last is not None:
-        task_cfg = load_language_config(last)
-        task = LanguageTask(task_cfg, load_lm_tokenizer(last, task_cfg.tokenizer), text)
+    run = open_run("language", SETTINGS, model_name, preset, pairs, config_file, out, resume, defaults=DEFAULTS)
+    if run.last is not None:
+        task_cfg = load_language_config(run.last)
+        task = LanguageTask(task_cfg, load_lm_tokenizer(run.last, task_cfg.tokenizer), text)
     else:
-        task_cfg = LanguageConfig(**settings["task"])
-        task = LanguageTask.prepare(task_cfg, text)
-    model_cfg = get_config(name, **{**task.model_overrides(), **settings["model"]})
-    if model_cfg.task != "decoder":
-        raise ConfigError(f"preset '{name}' is not a causal language model (task {model_cfg.task!r})")
-    torch.manual_seed(train_cfg.seed)
-    model = build_model(model_cfg)
-    trainer = Trainer(task, model, train_cfg, out_dir)
-    resumed = trainer.resume() if last is not None else False
-    started = time.time()
-    summary = trainer.fit()
-    summary["wall_seconds_this_run"] = time.time() - started
-    summary["resumed"] = resumed
-    if not dist_info.is_main:  # rank 0 evaluates and reports
-        return {"rank": dist_info.rank, "train": summary}
-    best = resolve(out_dir / "best") or resolve(out_dir / "last")
-    final_model = load_model(best).eval()
+        task = LanguageTask.prepare(LanguageConfig(**run.settings["task"]), text)
+    summary, best, final_model = train_best(run, task, "decoder")
+    if final_model is None:
+        return {"rank": run.dist.rank, "train": summary}
     with torch.no_grad():
         val = task.evaluate(final_model)
-    from ..analysis.params import count_parameters
-
-    c = count_parameters(final_model)
-    results = {"model": name, "out": str(out_dir), "checkpoint": str(best), "train": summary,
-               "parameters": {"non_embedding": c.non_embedding, "total": c.total}, "val": val}
-    atomic_write_bytes(out_dir / "results.json", json.dumps(results, indent=2).encode())
-    return results
+    return write_results(run, {"model": run.name, "out": str(run.out_dir), "checkpoint": str(best),
+                               "train": summary, "parameters": parameters(final_model), "val": val})
 
 
 def is_language_checkpoint(path: str | Path) -> bool:

@@ -9,16 +9,11 @@ from typing import Any
 
 import torch
 
-from ..checkpoint import atomic_write_bytes, load_model
+from ..checkpoint import load_model
 from ..config import ModelConfig
-from ..errors import CheckpointError, ConfigError
-from ..models import build_model
-from ..registry import get_config
+from ..errors import CheckpointError
 from ..train.config import TrainConfig
-from ..train.distributed import setup_from_env
-from ..train.state import resolve
-from ..train.trainer import Trainer
-from .settings import prepare_out_dir, read_settings, run_name
+from .runner import open_run, parameters, train_best, write_results
 from .vision import VisionConfig, VisionTask, load_vision_config
 
 SETTINGS = {"model": ModelConfig, "train": TrainConfig, "task": VisionConfig}
@@ -29,48 +24,17 @@ def train_vision(
     out: str | None = None, resume: bool = False, splits: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Train, then evaluate the best checkpoint on the test split. ``splits`` injects in-memory data."""
-    settings = read_settings(pairs, config_file, SETTINGS)
-    name = run_name(model_name, preset)
-    out_dir = Path(out or f"runs/vision/{name}")
-    train_cfg = TrainConfig(**settings["train"])
-    dist_info = setup_from_env()
-    if train_cfg.threads:
-        torch.set_num_threads(train_cfg.threads)
-    last = resolve(out_dir / "last")
-    if last is not None and not resume:
-        raise ConfigError(f"{out_dir} already holds a run; pass --resume to continue it or choose another --out")
-    prepare_out_dir(out_dir)
-    task_cfg = load_vision_config(last) if last is not None else VisionConfig(**settings["task"])
+    run = open_run("vision", SETTINGS, model_name, preset, pairs, config_file, out, resume)
+    task_cfg = load_vision_config(run.last) if run.last is not None else VisionConfig(**run.settings["task"])
     task = VisionTask(task_cfg, splits)
-    model_cfg = get_config(name, **{**task.model_overrides(), **settings["model"]})
-    if model_cfg.task != "vit":
-        raise ConfigError(f"preset '{name}' is not an image classifier (task {model_cfg.task!r})")
-    torch.manual_seed(train_cfg.seed)
-    model = build_model(model_cfg)
-    trainer = Trainer(task, model, train_cfg, out_dir)
-    resumed = trainer.resume() if last is not None else False
-    started = time.time()
-    summary = trainer.fit()
-    summary["wall_seconds_this_run"] = time.time() - started
-    summary["resumed"] = resumed
-    if not dist_info.is_main:  # rank 0 evaluates and reports
-        return {"rank": dist_info.rank, "train": summary}
-    best = resolve(out_dir / "best") or resolve(out_dir / "last")
-    final_model = load_model(best)
+    summary, best, final_model = train_best(run, task, "vit")
+    if final_model is None:
+        return {"rank": run.dist.rank, "train": summary}
     t0 = time.time()
     test = task.test_accuracy(final_model)
     test["seconds"] = time.time() - t0
-    results = {"model": name, "out": str(out_dir), "checkpoint": str(best), "train": summary,
-               "parameters": _params(final_model), "test": test}
-    atomic_write_bytes(out_dir / "results.json", json.dumps(results, indent=2).encode())
-    return results
-
-
-def _params(model) -> dict[str, int]:
-    from ..analysis.params import count_parameters
-
-    c = count_parameters(model)
-    return {"non_embedding": c.non_embedding, "total": c.total}
+    return write_results(run, {"model": run.name, "out": str(run.out_dir), "checkpoint": str(best),
+                               "train": summary, "parameters": parameters(final_model), "test": test})
 
 
 def is_vision_checkpoint(path: str | Path) -> bool:
