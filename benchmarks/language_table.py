@@ -14,13 +14,13 @@ measured training and generation speed, a sample); interrupted runs resume from
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import sys
 import time
 from pathlib import Path
 
+import tables
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -80,14 +80,6 @@ def run_one(name: str, seed: int, steps: int) -> None:
     (RESULTS / f"{name}-s{seed}.json").write_text(json.dumps(record, indent=1) + "\n")
 
 
-def _fmt(values: list[float]) -> str:
-    if not values:
-        return "–"
-    if len(values) == 1:
-        return f"{values[0]:.4f} (1 seed)"
-    return f"{statistics.mean(values):.4f} ± {(max(values) - min(values)) / 2:.4f}"
-
-
 def write_page(steps: int, seeds: list[int]) -> None:
     records = [json.loads(p.read_text()) for p in sorted(RESULTS.glob("*.json"))] if RESULTS.is_dir() else []
     rows = []
@@ -97,7 +89,7 @@ def write_page(steps: int, seeds: list[int]) -> None:
             rows.append(f"| {name} | {what} | – | – | – | – | – | 0 of {len(seeds)} |")
             continue
         rows.append(
-            f"| {name} | {what} | {rs[0]['non_embedding']:,} | {_fmt([r['val_loss'] for r in rs])} | "
+            f"| {name} | {what} | {rs[0]['non_embedding']:,} | {tables.spread([r['val_loss'] for r in rs], 4)} | "
             f"{rs[0]['flops_per_token'] / 1e6:.2f} M | {statistics.mean(r['train_tokens_per_s'] for r in rs):,.0f} | "
             f"{statistics.mean(r['generate_tokens_per_s'] for r in rs):,.0f} | {len(rs)} of {len(seeds)} |"
         )
@@ -146,26 +138,8 @@ of 200 characters, batch 1. Spread is half the range over seeds.
 """)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--steps", type=int, default=1200)
-    ap.add_argument("--seeds", default="0,1")
-    ap.add_argument("--models", default=",".join(MODELS))
-    ap.add_argument("--page-only", action="store_true")
-    args = ap.parse_args()
-    seeds = [int(s) for s in args.seeds.split(",")]
-    unknown = [m for m in args.models.split(",") if m not in MODELS]
-    if unknown:
-        ap.error(f"unknown rows: {', '.join(unknown)}; choose from {', '.join(MODELS)}")
-    if not args.page_only:
-        for seed in seeds:
-            for name in args.models.split(","):
-                if (RESULTS / f"{name}-s{seed}.json").is_file():
-                    continue
-                print(f"== {name} seed {seed}", flush=True)
-                run_one(name, seed, args.steps)
-                write_page(args.steps, seeds)
-    write_page(args.steps, seeds)
+def main() -> int:
+    return tables.main(__doc__, MODELS, RESULTS, 1200, run_one, write_page)
 
 
 if __name__ == "__main__":

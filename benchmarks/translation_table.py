@@ -12,12 +12,12 @@ skipped; an interrupted run resumes from its checkpoint in ``runs/table/``. The 
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import sys
 from pathlib import Path
 
+import tables
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,16 +59,6 @@ def run_one(name: str, seed: int, steps: int) -> None:
     (RESULTS / f"{name}-s{seed}.json").write_text(json.dumps(record, indent=2) + "\n")
 
 
-def _fmt(values: list[float]) -> str:
-    if not values:
-        return "–"
-    if len(values) == 1:
-        return f"{values[0]:.2f} (1 seed)"
-    mean = statistics.mean(values)
-    spread = (max(values) - min(values)) / 2
-    return f"{mean:.2f} ± {spread:.2f}"
-
-
 def write_page(steps: int, seeds: list[int]) -> None:
     rows = []
     records = [json.loads(p.read_text()) for p in sorted(RESULTS.glob("*.json"))] if RESULTS.is_dir() else []
@@ -79,8 +69,9 @@ def write_page(steps: int, seeds: list[int]) -> None:
             rows.append(f"| {name} | – | – | – | – | – | 0 of {len(seeds)} |")
             continue
         rows.append(
-            f"| {name} | {rs[0]['non_embedding']:,} | {rs[0]['total']:,} | {_fmt([r['test2016'] for r in rs])} | "
-            f"{_fmt([r['test2017'] for r in rs])} | {statistics.mean(r['tokens_per_s'] for r in rs):,.0f} | "
+            f"| {name} | {rs[0]['non_embedding']:,} | {rs[0]['total']:,} | "
+            f"{tables.spread([r['test2016'] for r in rs])} | {tables.spread([r['test2017'] for r in rs])} | "
+            f"{statistics.mean(r['tokens_per_s'] for r in rs):,.0f} | "
             f"{len(rs)} of {len(seeds)} |"
         )
     detail = "\n".join(
@@ -119,23 +110,8 @@ sacreBLEU signature: `{signature}`
 """)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--steps", type=int, default=2400)
-    ap.add_argument("--seeds", default="0,1")
-    ap.add_argument("--models", default=",".join(MODELS))
-    ap.add_argument("--page-only", action="store_true")
-    args = ap.parse_args()
-    seeds = [int(s) for s in args.seeds.split(",")]
-    if not args.page_only:
-        for seed in seeds:
-            for name in args.models.split(","):
-                if (RESULTS / f"{name}-s{seed}.json").is_file():
-                    continue
-                print(f"== {name} seed {seed}", flush=True)
-                run_one(name, seed, args.steps)
-                write_page(args.steps, seeds)
-    write_page(args.steps, seeds)
+def main() -> int:
+    return tables.main(__doc__, MODELS, RESULTS, 2400, run_one, write_page)
 
 
 if __name__ == "__main__":

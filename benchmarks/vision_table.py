@@ -13,12 +13,12 @@ run are rebuilt from whatever JSONs exist.
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import sys
 from pathlib import Path
 
+import tables
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -64,14 +64,6 @@ def run_one(name: str, seed: int, steps: int) -> None:
     (RESULTS / f"{name}-s{seed}.json").write_text(json.dumps(record, indent=1) + "\n")
 
 
-def _fmt(values: list[float]) -> str:
-    if not values:
-        return "–"
-    if len(values) == 1:
-        return f"{values[0]:.2f} (1 seed)"
-    return f"{statistics.mean(values):.2f} ± {(max(values) - min(values)) / 2:.2f}"
-
-
 def write_page(steps: int, seeds: list[int]) -> None:
     records = [json.loads(p.read_text()) for p in sorted(RESULTS.glob("*.json"))] if RESULTS.is_dir() else []
     rows = []
@@ -82,7 +74,7 @@ def write_page(steps: int, seeds: list[int]) -> None:
             continue
         rows.append(
             f"| {name} | `{rs[0]['model']}` | {rs[0]['non_embedding']:,} | {rs[0]['total']:,} | "
-            f"{_fmt([r['test_accuracy'] for r in rs])} | "
+            f"{tables.spread([r['test_accuracy'] for r in rs])} | "
             f"{statistics.mean(r['train_images_per_s'] for r in rs):,.0f} | "
             f"{statistics.mean(r['eval_images_per_s'] for r in rs):,.0f} | {len(rs)} of {len(seeds)} |"
         )
@@ -137,26 +129,8 @@ in steps, not in time.
 """)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--steps", type=int, default=6900)
-    ap.add_argument("--seeds", default="0,1")
-    ap.add_argument("--models", default=",".join(MODELS))
-    ap.add_argument("--page-only", action="store_true")
-    args = ap.parse_args()
-    seeds = [int(s) for s in args.seeds.split(",")]
-    unknown = [m for m in args.models.split(",") if m not in MODELS]
-    if unknown:
-        ap.error(f"unknown model rows: {', '.join(unknown)}; choose from {', '.join(MODELS)}")
-    if not args.page_only:
-        for seed in seeds:
-            for name in args.models.split(","):
-                if (RESULTS / f"{name}-s{seed}.json").is_file():
-                    continue
-                print(f"== {name} seed {seed}", flush=True)
-                run_one(name, seed, args.steps)
-                write_page(args.steps, seeds)
-    write_page(args.steps, seeds)
+def main() -> int:
+    return tables.main(__doc__, MODELS, RESULTS, 6900, run_one, write_page)
 
 
 if __name__ == "__main__":
