@@ -116,8 +116,8 @@ def test_schedule_validation():
         create_model("vanilla-lm-small", spiral_schedule="2,1")
 
 
-@pytest.mark.parametrize("name", ["vanilla-lm-char", "looped-lm-char", "ringformer-lm-char", "spiral-lm-char",
-                                  "spiral-coarse-lm-char"])
+@pytest.mark.parametrize("name", ["vanilla-lm-char", "looped-lm-char", "ringformer-lm-char", "universal-lm-small",
+                                  "spiral-lm-char", "spiral-coarse-lm-char"])
 @pytest.mark.parametrize("extra", [{}, {"state_update": "mesh", "parallel_block": True}])
 def test_every_lm_decodes_token_by_token_like_the_full_sequence(name, extra):
     if name.startswith("vanilla") and "state_update" in extra:
