@@ -76,7 +76,7 @@ def write_page(steps: int, seeds: list[int]) -> None:
         )
     detail = "\n".join(
         f"| {r['name']} | {r['seed']} | {r['steps']} | {r['tokens_seen']:,} | {r['train_seconds'] / 60:.1f} | "
-        f"{r['best_val_bleu']:.2f} | {r['test2016']:.2f} | {r['test2017']:.2f} |"
+        f"{r.get('threads', '?')} | {r['best_val_bleu']:.2f} | {r['test2016']:.2f} | {r['test2017']:.2f} |"
         for r in records
     )
     PAGE.parent.mkdir(parents=True, exist_ok=True)
@@ -88,13 +88,14 @@ finished run is one JSON in `docs/results/translation/`). All models are `*-mt-s
 tokens trained on the training split), trained by the library's trainer with one recipe:
 {steps} optimizer steps of ~2,048-token batches (per side), AdamW lr 1e-3, 150 warmup
 steps then inverse-square-root decay, label smoothing 0.1, gradient clipping 1.0, dropout
-0.1, fp32, 2 threads. The checkpoint with the best validation BLEU (greedy, 300
+0.1, fp32 (threads per run in the last table). The checkpoint with the best validation BLEU (greedy, 300
 sentences, every 400 steps) is scored with beam 4, length penalty 0.6.
 "vanilla-matched" is vanilla with 1+1 layers, close to RingFormer's non-embedding size.
 
 Spread is half the range over seeds. Tokens/s counts target tokens during training on
-a 2-core AVX2 CPU shared with other work, so it is indicative only; the budget is
-equal in steps, not in time.
+a 2-core AVX2 CPU shared with other work (runs with 1 thread shared the machine with
+another 1-thread job), so it is indicative only; the budget is equal in steps, not in
+time.
 
 | model | non-embedding | total | test2016 BLEU | test2017 BLEU | train tok/s | seeds done |
 |---|---|---|---|---|---|---|
@@ -104,8 +105,8 @@ sacreBLEU signature: `{signature}`
 
 ## Runs
 
-| model | seed | steps | target tokens | train minutes | best val BLEU | test2016 | test2017 |
-|---|---|---|---|---|---|---|---|
+| model | seed | steps | target tokens | train minutes | threads | best val BLEU | test2016 | test2017 |
+|---|---|---|---|---|---|---|---|---|
 {detail}
 """)
 
