@@ -10,14 +10,13 @@ def plot_confusion(matrix: Sequence[Sequence[int]], classes: Sequence[str], path
                    title: str = "") -> Path:
     """Write a PNG; uses matplotlib's object API so no global pyplot state is touched."""
     import numpy as np
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+
+    from .plots import _figure, _save
 
     m = np.asarray(matrix, dtype=float)
     rates = m / np.maximum(m.sum(axis=1, keepdims=True), 1)
     k = len(classes)
-    fig = Figure(figsize=(1.0 + 0.62 * k, 0.8 + 0.58 * k), dpi=110)
-    FigureCanvasAgg(fig)
+    fig = _figure(1.0 + 0.62 * k, 0.8 + 0.58 * k)
     ax = fig.add_subplot()
     ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
     ax.set_xticks(range(k), labels=classes, rotation=45, ha="right", fontsize=8)
@@ -32,9 +31,4 @@ def plot_confusion(matrix: Sequence[Sequence[int]], classes: Sequence[str], path
     if title:
         ax.set_title(title, fontsize=10)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    fig.savefig(tmp, format="png")
-    tmp.replace(path)
-    return path
+    return _save(fig, path)
