@@ -8,6 +8,51 @@ import statistics
 from pathlib import Path
 from typing import Callable
 
+# set by main(): the device every run of this invocation trains on
+DEVICE = "auto"
+
+
+def device_overrides() -> list[str]:
+    return [f"device={DEVICE}"]
+
+
+def device_label() -> str:
+    """What a run's speed figures were measured on, for its JSON and the page."""
+    import torch
+
+    from loopformer.device import resolve_device
+
+    dev = resolve_device(DEVICE)
+    if dev.type == "cuda":
+        return torch.cuda.get_device_name(dev)
+    return f"CPU, {torch.get_num_threads()} thread(s)"
+
+
+def run_context() -> dict:
+    """Where a run's speed was measured: device, threads, and how many table runs shared
+    the machine (``TABLE_CONCURRENT_RUNS``, set by whoever launched them side by side)."""
+    import os
+
+    import torch
+
+    return {"device": device_label(), "threads": torch.get_num_threads(),
+            "concurrent_runs": int(os.environ.get("TABLE_CONCURRENT_RUNS", "1"))}
+
+
+def speed_rows(records: list[dict], names: list[str], keys: list[str], digits: int = 0) -> str:
+    """One row per (table row, device): mean of each speed figure over that device's runs."""
+    out = []
+    for name in names:
+        by_device: dict[str, list[dict]] = {}
+        for r in records:
+            if r["name"] == name:
+                label = r.get("device") or f"CPU, {r.get('threads', '?')} thread(s)"
+                by_device.setdefault(label, []).append(r)
+        for device, rs in by_device.items():
+            cells = " | ".join(f"{statistics.mean(r[k] for r in rs):,.{digits}f}" for k in keys)
+            out.append(f"| {name} | {device} | {len(rs)} | {cells} |")
+    return "\n".join(out)
+
 
 def spread(values: list[float], digits: int = 2) -> str:
     if not values:
@@ -25,7 +70,10 @@ def main(doc: str, models: dict, results: Path, default_steps: int,
     ap.add_argument("--seeds", default="0,1")
     ap.add_argument("--models", default=",".join(models))
     ap.add_argument("--page-only", action="store_true")
+    ap.add_argument("--device", default="auto", help="auto (a GPU when visible), cpu, cuda or cuda:N")
     args = ap.parse_args()
+    global DEVICE
+    DEVICE = args.device
     seeds = [int(s) for s in args.seeds.split(",")]
     chosen = args.models.split(",")
     unknown = [m for m in chosen if m not in models]

@@ -10,6 +10,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from .device import module_device
+
 
 @torch.no_grad()
 def sample(
@@ -30,6 +32,7 @@ def sample(
         raise ValueError(f"prompt of {prompt.shape[1]} tokens exceeds the model's context of {limit}")
     was_training = model.training
     model.eval()
+    prompt = prompt.to(module_device(model))
     try:
         cache = model.new_cache()
         logits = model(prompt, cache=cache)[:, -1]
@@ -51,4 +54,7 @@ def _pick(logits: Tensor, temperature: float, top_k: int | None, generator) -> T
     if top_k is not None and top_k < logits.shape[-1]:
         kth = logits.topk(top_k, dim=-1).values[:, -1:]
         logits = logits.masked_fill(logits < kth, float("-inf"))
-    return torch.multinomial(logits.softmax(-1), 1, generator=generator)
+    probs = logits.softmax(-1)
+    if generator is not None and generator.device != probs.device:  # a CPU generator drives GPU sampling
+        return torch.multinomial(probs.cpu(), 1, generator=generator).to(probs.device)
+    return torch.multinomial(probs, 1, generator=generator)

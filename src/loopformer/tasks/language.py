@@ -21,6 +21,7 @@ from ..checkpoint import atomic_write_bytes
 from ..config import check_types
 from ..data.text import CharTokenizer, load_text, split_text
 from ..data.tokenizer import BPETokenizer
+from ..device import module_device
 from ..errors import CheckpointError, ConfigError
 
 TASK_FILE = "task.json"
@@ -128,8 +129,9 @@ class LanguageTask:
     def evaluate(self, model) -> dict[str, float]:
         windows = self.eval_windows()
         total, count = 0.0, 0
+        device = module_device(model)
         for i in range(0, len(windows), self.cfg.eval_batch_size):
-            w = windows[i : i + self.cfg.eval_batch_size]
+            w = windows[i : i + self.cfg.eval_batch_size].to(device)
             logits = model(w[:, :-1]).float()
             total += F.cross_entropy(logits.reshape(-1, logits.shape[-1]), w[:, 1:].reshape(-1),
                                      reduction="sum").item()

@@ -66,7 +66,7 @@ def train_best(run: Run, task, expected_task: str) -> tuple[dict[str, Any], Path
     if not run.dist.is_main:  # rank 0 evaluates and reports
         return summary, None, None
     best = resolve(run.out_dir / "best") or resolve(run.out_dir / "last")
-    return summary, best, load_model(best).eval()
+    return summary, best, load_model(best).eval().to(trainer.device)  # test on the training device
 
 
 def parameters(model) -> dict[str, int]:

@@ -19,6 +19,7 @@ from ..config import check_types
 from ..data.batching import pad_batch, token_batches
 from ..data.multi30k import load_multi30k
 from ..data.tokenizer import BOS, EOS, PAD, BPETokenizer
+from ..device import module_device
 from ..errors import ConfigError
 from ..generate import decode
 
@@ -157,8 +158,9 @@ class TranslationTask:
     def evaluate(self, model) -> dict[str, float]:
         total, count = 0.0, 0
         val = self.val_data
+        device = module_device(model)
         for src, tgt in val["batches"]:
-            s, t = pad_batch(src, PAD), pad_batch(tgt, PAD)
+            s, t = pad_batch(src, PAD).to(device), pad_batch(tgt, PAD).to(device)
             logits = model(s, t[:, :-1]).float()
             labels = t[:, 1:]
             total += F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1),
@@ -183,10 +185,11 @@ class TranslationTask:
         step = max(1, self.cfg.eval_batch_sentences // beam)
         was_training = model.training
         model.eval()
+        device = module_device(model)
         try:
             for start in range(0, len(todo), step):
                 idx = todo[start : start + step]
-                src = pad_batch([encoded[i][: limit - 1] + [EOS] for i in idx], PAD)
+                src = pad_batch([encoded[i][: limit - 1] + [EOS] for i in idx], PAD).to(device)
                 max_len = min(int(src.shape[1] * 1.5) + 10, model.config.max_len - 1)
                 hyps = decode(model, src, BOS, EOS, max_len, beam=beam, length_penalty=lp)
                 for i, ids in zip(idx, hyps.tokens):

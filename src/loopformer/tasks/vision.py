@@ -20,6 +20,7 @@ from ..checkpoint import atomic_write_bytes
 from ..config import check_types
 from ..data.augment import normalize, random_crop, random_hflip
 from ..data.fashion_mnist import CLASSES, load_fashion_mnist
+from ..device import module_device
 from ..errors import CheckpointError, ConfigError
 
 TASK_FILE = "task.json"
@@ -124,7 +125,8 @@ class VisionTask:
         was_training = model.training
         model.eval()
         try:
-            out = [model(self.prepare_images(images[i : i + self.cfg.eval_batch_size])).float()
+            device = module_device(model)
+            out = [model(self.prepare_images(images[i : i + self.cfg.eval_batch_size]).to(device)).float().cpu()
                    for i in range(0, len(images), self.cfg.eval_batch_size)]
         finally:
             model.train(was_training)

@@ -8,6 +8,7 @@ from typing import Any
 
 from ..config import _coerce, check_types
 from ..errors import ConfigError
+from ..device import check_device_name
 
 SCHEDULES = ("inverse_sqrt", "cosine", "constant")
 
@@ -37,6 +38,7 @@ class TrainConfig:
     progress: bool = True
     # DDP: only needed when a configuration can leave parameters without gradient in a step
     find_unused_parameters: bool = False
+    device: str = "auto"  # auto (a GPU when one is visible), cpu, cuda or cuda:N
 
     def __post_init__(self) -> None:
         check_types(self, "training")
@@ -53,6 +55,7 @@ class TrainConfig:
             raise ConfigError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
         if self.max_minutes is not None and self.max_minutes <= 0:
             raise ConfigError("max_minutes must be > 0")
+        check_device_name(self.device)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

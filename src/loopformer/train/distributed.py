@@ -60,7 +60,8 @@ def all_sum(values: list[float], info: DistInfo) -> list[float]:
     """Sum numbers over ranks (one small collective)."""
     if not info.enabled:
         return values
-    t = torch.tensor(values, dtype=torch.float64)
+    on_gpu = dist.get_backend() == "nccl"  # NCCL reduces GPU tensors only
+    t = torch.tensor(values, dtype=torch.float64, device="cuda" if on_gpu else "cpu")
     dist.all_reduce(t)
     return t.tolist()
 

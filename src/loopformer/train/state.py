@@ -53,11 +53,16 @@ def optimizer_from_flat(opt: torch.optim.Optimizer, tensors: dict[str, torch.Ten
 
 def rng_state() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     py = random.getstate()
-    return {"rng.torch": torch.get_rng_state()}, {"python": [py[0], list(py[1]), py[2]]}
+    tensors = {"rng.torch": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():  # dropout on the GPU draws from here
+        tensors["rng.cuda"] = torch.cuda.get_rng_state()
+    return tensors, {"python": [py[0], list(py[1]), py[2]]}
 
 
 def restore_rng(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
     torch.set_rng_state(tensors["rng.torch"])
+    if "rng.cuda" in tensors and torch.cuda.is_available():
+        torch.cuda.set_rng_state(tensors["rng.cuda"])
     v, internal, gauss = meta["python"]
     random.setstate((v, tuple(internal), gauss))
 

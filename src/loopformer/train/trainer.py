@@ -21,6 +21,7 @@ import torch
 from ..checkpoint import load_model
 from ..errors import LoopformerError
 from .config import TrainConfig, lr_at
+from ..device import resolve_device, to_device
 from .distributed import all_sum, barrier, current, shard
 from .state import optimizer_from_flat, read_training_state, resolve, restore_rng, write_checkpoint
 
@@ -49,11 +50,15 @@ class Trainer:
         self.cfg = cfg
         self.out = Path(out_dir)
         self.dist = current()
+        self.device = resolve_device(cfg.device)
+        model.to(self.device)  # before the optimizer sees the parameters
         self.net = model  # what the loss runs through (a DDP wrapper when distributed)
         if self.dist.enabled:
             from torch.nn.parallel import DistributedDataParallel
 
-            self.net = DistributedDataParallel(model, find_unused_parameters=cfg.find_unused_parameters)
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.net = DistributedDataParallel(model, device_ids=ids,
+                                               find_unused_parameters=cfg.find_unused_parameters)
         decay, no_decay = [], []
         for name, p in model.named_parameters():
             if not p.requires_grad:
@@ -162,7 +167,8 @@ class Trainer:
         if self.step == 0:
             torch.manual_seed(cfg.seed)
         self.model.train()
-        autocast = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if cfg.bf16 else nullcontext
+        kind = self.device.type
+        autocast = (lambda: torch.autocast(kind, dtype=torch.bfloat16)) if cfg.bf16 else nullcontext
         bar = _progress(cfg, self.step) if self.dist.is_main else None
         handlers = self._install_signal_handlers()
         window_tokens, window_start, losses = 0, time.perf_counter(), []
@@ -180,7 +186,7 @@ class Trainer:
                     g["lr"] = lr_at(cfg, self.step)
                 total_tokens = 0
                 loss_sum = 0.0
-                items = [shard(self.task.make_batch(item), self.dist) for item in group]
+                items = [to_device(shard(self.task.make_batch(item), self.dist), self.device) for item in group]
                 counts = [self.task.count_tokens(b) for b in items]
                 denom = max(all_sum([float(sum(counts))], self.dist)[0], 1)
                 for batch in items:
