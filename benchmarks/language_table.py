@@ -15,7 +15,6 @@ measured training and generation speed, a sample); interrupted runs resume from
 from __future__ import annotations
 
 import json
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -43,7 +42,6 @@ PROMPT = "ROMEO:\n"
 
 def generation_speed(model, task, tokens: int = 200) -> tuple[float, str]:
     """Tokens/s of KV-cached sampling (batch 1, after a short prompt) and the text."""
-    import torch
 
     from loopformer.sampling import sample
 
@@ -63,12 +61,15 @@ def run_one(name: str, seed: int, steps: int) -> None:
     family, _ = MODELS[name]
     out = ROOT / "runs" / "language-table" / f"{name}-s{seed}"
     resume = resolve(out / "last") is not None
-    res = train_language(family, "lm-char", RECIPE + [f"seed={seed}", f"max_steps={steps}"], out=str(out),
-                         resume=resume)
+    res = train_language(family, "lm-char", RECIPE + tables.device_overrides() + [f"seed={seed}", f"max_steps={steps}"],
+                         out=str(out), resume=resume)
     model, task = load_language_checkpoint(res["checkpoint"])
+    from loopformer.device import resolve_device
+
+    model.to(resolve_device(tables.DEVICE))  # generation speed on the training device
     gen_tps, sample_text = generation_speed(model, task)
     record = {
-        "threads": torch.get_num_threads(),
+        **tables.run_context(),
         "name": name, "model": res["model"], "seed": seed, "steps": res["train"]["step"],
         "non_embedding": res["parameters"]["non_embedding"], "total": res["parameters"]["total"],
         "train_seconds": res["train"]["train_seconds"], "tokens_seen": res["train"]["tokens_seen"],
@@ -86,12 +87,11 @@ def write_page(steps: int, seeds: list[int]) -> None:
     for name, (_, what) in MODELS.items():
         rs = [r for r in records if r["name"] == name]
         if not rs:
-            rows.append(f"| {name} | {what} | – | – | – | – | – | 0 of {len(seeds)} |")
+            rows.append(f"| {name} | {what} | – | – | – | 0 of {len(seeds)} |")
             continue
         rows.append(
             f"| {name} | {what} | {rs[0]['non_embedding']:,} | {tables.spread([r['val_loss'] for r in rs], 4)} | "
-            f"{rs[0]['flops_per_token'] / 1e6:.2f} M | {statistics.mean(r['train_tokens_per_s'] for r in rs):,.0f} | "
-            f"{statistics.mean(r['generate_tokens_per_s'] for r in rs):,.0f} | {len(rs)} of {len(seeds)} |"
+            f"{rs[0]['flops_per_token'] / 1e6:.2f} M | {len(rs)} of {len(seeds)} |"
         )
     sample = ""
     if records:
@@ -101,7 +101,7 @@ def write_page(steps: int, seeds: list[int]) -> None:
                   f"```text\n{best['sample']}\n```\n")
     detail = "\n".join(
         f"| {r['name']} | {r['seed']} | {r['steps']} | {r['tokens_seen']:,} | {r['train_seconds'] / 60:.1f} | "
-        f"{r['val_loss']:.4f} | {r['val_ppl']:.3f} |"
+        f"{r.get('device') or 'CPU, %s thread(s)' % r.get('threads', '?')} | {r['val_loss']:.4f} | {r['val_ppl']:.3f} |"
         for r in records
     )
     PAGE.parent.mkdir(parents=True, exist_ok=True)
@@ -122,18 +122,30 @@ cross-entropy over the whole validation split in consecutive 256-character windo
 the checkpoint with the best validation loss (evaluated every 400 steps).
 
 FLOPs are analytic forward FLOPs per token at context 256 (spec section 8, LM head
-included). Tokens/s are measured on a 2-core AVX2 CPU shared with other jobs
-(indicative only): training includes the backward pass; generation is KV-cached sampling
-of 200 characters, batch 1. Spread is half the range over seeds.
+included). The budget is equal in steps, not in time; the device of each run is in the
+last table. Spread is half the range over seeds.
 
-| row | model | non-embedding params | val loss | FLOPs/token | train tok/s | generate tok/s | seeds done |
-|---|---|---|---|---|---|---|---|
+| row | model | non-embedding params | val loss | FLOPs/token | seeds done |
+|---|---|---|---|---|---|
 {chr(10).join(rows)}
 {sample}
+## Speed
+
+Training tokens/s (with the backward pass) and generation tokens/s (KV-cached sampling of
+200 characters, batch 1), per device. CPU runs shared the 2-core machine with another
+1-thread job; GPU runs shared one GPU with the other table runs launched beside them
+(`concurrent_runs` in each JSON), and models this small leave a GPU mostly idle, so GPU
+figures are a floor and say little about the models' relative cost. Indicative only:
+`loopformer bench` is the tool for speed.
+
+| row | device | runs | train tok/s | generate tok/s |
+|---|---|---|---|---|
+{tables.speed_rows(records, list(MODELS), ["train_tokens_per_s", "generate_tokens_per_s"])}
+
 ## Runs
 
-| row | seed | steps | tokens | train minutes | val loss | val perplexity |
-|---|---|---|---|---|---|---|
+| row | seed | steps | tokens | train minutes | device | val loss | val perplexity |
+|---|---|---|---|---|---|---|---|
 {detail}
 """)
 

@@ -13,12 +13,10 @@ skipped; an interrupted run resumes from its checkpoint in ``runs/table/``. The 
 from __future__ import annotations
 
 import json
-import statistics
 import sys
 from pathlib import Path
 
 import tables
-import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "docs" / "results" / "translation"
@@ -43,10 +41,10 @@ def run_one(name: str, seed: int, steps: int) -> None:
     family, extra = MODELS[name]
     out = ROOT / "runs" / "table" / f"{name}-s{seed}"
     resume = resolve(out / "last") is not None
-    res = train_translation(family, "mt-small", RECIPE + extra + [f"seed={seed}", f"max_steps={steps}"],
-                            out=str(out), resume=resume)
+    res = train_translation(family, "mt-small", RECIPE + extra + tables.device_overrides()
+                            + [f"seed={seed}", f"max_steps={steps}"], out=str(out), resume=resume)
     record = {
-        "threads": torch.get_num_threads(),
+        **tables.run_context(),
         "name": name, "seed": seed, "steps": res["train"]["step"], "overrides": extra,
         "non_embedding": res["parameters"]["non_embedding"], "total": res["parameters"]["total"],
         "train_seconds": res["train"]["train_seconds"], "tokens_seen": res["train"]["tokens_seen"],
@@ -66,17 +64,17 @@ def write_page(steps: int, seeds: list[int]) -> None:
     for name in MODELS:
         rs = [r for r in records if r["name"] == name]
         if not rs:
-            rows.append(f"| {name} | – | – | – | – | – | 0 of {len(seeds)} |")
+            rows.append(f"| {name} | – | – | – | – | 0 of {len(seeds)} |")
             continue
         rows.append(
             f"| {name} | {rs[0]['non_embedding']:,} | {rs[0]['total']:,} | "
             f"{tables.spread([r['test2016'] for r in rs])} | {tables.spread([r['test2017'] for r in rs])} | "
-            f"{statistics.mean(r['tokens_per_s'] for r in rs):,.0f} | "
             f"{len(rs)} of {len(seeds)} |"
         )
     detail = "\n".join(
         f"| {r['name']} | {r['seed']} | {r['steps']} | {r['tokens_seen']:,} | {r['train_seconds'] / 60:.1f} | "
-        f"{r.get('threads', '?')} | {r['best_val_bleu']:.2f} | {r['test2016']:.2f} | {r['test2017']:.2f} |"
+        f"{r.get('device') or 'CPU, %s thread(s)' % r.get('threads', '?')} | {r['best_val_bleu']:.2f} | "
+        f"{r['test2016']:.2f} | {r['test2017']:.2f} |"
         for r in records
     )
     PAGE.parent.mkdir(parents=True, exist_ok=True)
@@ -88,24 +86,36 @@ finished run is one JSON in `docs/results/translation/`). All models are `*-mt-s
 tokens trained on the training split), trained by the library's trainer with one recipe:
 {steps} optimizer steps of ~2,048-token batches (per side), AdamW lr 1e-3, 150 warmup
 steps then inverse-square-root decay, label smoothing 0.1, gradient clipping 1.0, dropout
-0.1, fp32 (threads per run in the last table). The checkpoint with the best validation BLEU (greedy, 300
-sentences, every 400 steps) is scored with beam 4, length penalty 0.6.
-"vanilla-matched" is vanilla with 1+1 layers, close to RingFormer's non-embedding size.
+0.1, fp32. The checkpoint with the best validation BLEU (greedy, 300 sentences, every
+400 steps) is scored with beam 4, length penalty 0.6. "vanilla-matched" is vanilla with
+1+1 layers, close to RingFormer's non-embedding size.
 
-Spread is half the range over seeds. Tokens/s counts target tokens during training on
-a 2-core AVX2 CPU shared with other work (runs with 1 thread shared the machine with
-another 1-thread job), so it is indicative only; the budget is equal in steps, not in
-time.
+The budget is equal in optimizer steps, not in time: runs were made on a 2-core AVX2 CPU
+and on a GPU with the same recipe (the device of each run is in the last table), so a
+seed's result does not depend on where it ran beyond floating-point noise. Spread is half
+the range over seeds.
 
-| model | non-embedding | total | test2016 BLEU | test2017 BLEU | train tok/s | seeds done |
-|---|---|---|---|---|---|---|
+| model | non-embedding | total | test2016 BLEU | test2017 BLEU | seeds done |
+|---|---|---|---|---|---|
 {chr(10).join(rows)}
 
 sacreBLEU signature: `{signature}`
 
+## Training speed
+
+Target tokens per second during training, per device. CPU runs shared the 2-core machine
+with another job (1 thread each) or ran alone (2 threads); GPU runs shared one GPU with
+the other table runs launched beside them (`concurrent_runs` in each JSON), and these
+small models leave a GPU mostly idle, so GPU figures are a floor, not the hardware's
+speed. Indicative only: `loopformer bench` is the tool for speed.
+
+| model | device | runs | train tok/s |
+|---|---|---|---|
+{tables.speed_rows(records, list(MODELS), ["tokens_per_s"])}
+
 ## Runs
 
-| model | seed | steps | target tokens | train minutes | threads | best val BLEU | test2016 | test2017 |
+| model | seed | steps | target tokens | train minutes | device | best val BLEU | test2016 | test2017 |
 |---|---|---|---|---|---|---|---|---|
 {detail}
 """)
