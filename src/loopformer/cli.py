@@ -338,11 +338,26 @@ def cmd_analyze(args: argparse.Namespace) -> int:
             diag = [r["cka"][i][i] for i in range(n)]
             print("diagonal: " + " ".join(f"{v:.3f}" for v in diag) + "\n")
         return 0
-    from .analysis.compare import attention_distances, task_kind
+    from .analysis.compare import attention_distances, signal_norms, task_kind
     from .analysis.plots import plot_distances
 
     if len(args.targets) != 1:
         raise ConfigError(f"analyze {what} takes one checkpoint")
+    if what == "signals":
+        rows = signal_norms(args.targets[0], args.data, args.batch_size, args.max_batches)
+        if args.json:
+            print(json.dumps(rows, indent=2))
+            return 0
+        print("level signal size relative to what it is added to: E||s(x)|| / E||base||")
+        kinds = sorted({r["kind"] for r in rows}, key=["q", "k", "v", "ffn"].index)
+        print(f"  {'module':<24} {'level':>5} " + " ".join(f"{k:>7}" for k in kinds))
+        table: dict = {}
+        for r in rows:
+            table.setdefault((r["module"], r["level"]), {})[r["kind"]] = r["ratio"]
+        for (module, level), by_kind in table.items():
+            cells = " ".join(f"{by_kind[k]:7.3f}" if k in by_kind else f"{'-':>7}" for k in kinds)
+            print(f"  {module:<24} {level:>5} {cells}")
+        return 0
     kind = task_kind(args.targets[0])
     if what == "mad" and kind != "vision":
         raise ConfigError("mad (mean attention distance in pixels) is for vision checkpoints; "
@@ -434,8 +449,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=None)
     p.set_defaults(func=cmd_generate)
 
-    p = sub.add_parser("analyze", help="CKA, attention distances (MAD), parameters and FLOPs, with plots")
-    p.add_argument("analysis", choices=["cka", "mad", "attention-distance", "params", "flops"])
+    p = sub.add_parser("analyze", help="CKA, attention distances (MAD), level-signal sizes, parameters and FLOPs")
+    p.add_argument("analysis", choices=["cka", "mad", "attention-distance", "signals", "params", "flops"])
     p.add_argument("targets", nargs="+", help="checkpoint(s) (cka: A B) or, for params/flops, a preset")
     p.add_argument("--data", default=None, help="split: test2016/test2017/val (translation), test/val (vision)")
     p.add_argument("--plot", default=None, help="write a PNG figure here")

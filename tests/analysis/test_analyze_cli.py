@@ -119,3 +119,17 @@ def test_analyze_params_and_flops(capsys):
     assert "571,402" in capsys.readouterr().out
     assert main(["analyze", "flops", "spiral-lm-char", "--context", "64"]) == 0
     assert "per token" in capsys.readouterr().out
+
+
+def test_signal_sizes_of_a_ringformer_checkpoint(mt_pair, capsys):
+    ring = str(mt_pair["ringformer-mt-small"])
+    assert main(["analyze", "signals", ring, "--max-batches", "1", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    kinds = {(r["level"], r["kind"]) for r in rows}
+    assert kinds == {(lvl, k) for lvl in range(3) for k in ("q", "k", "v", "ffn")}
+    # after two Adam steps from zero the signals exist but are still small
+    assert all(0 < r["ratio"] < 1 for r in rows)
+    assert main(["analyze", "signals", ring, "--max-batches", "1"]) == 0
+    assert "E||s(x)||" in capsys.readouterr().out
+    assert main(["analyze", "signals", str(mt_pair["vanilla-mt-small"])]) == 2
+    assert "ringformer models only" in capsys.readouterr().err

@@ -178,3 +178,21 @@ def attention_distances(path: str, split: str | None = None, batch_size: int = 6
         out["stacks"].setdefault(stack, []).append(
             {"layer": _key_label(key), "per_head": per_head, "mean": sum(per_head) / len(per_head)})
     return out
+
+
+@torch.no_grad()
+def signal_norms(path: str, split: str | None = None, batch_size: int = 64,
+                 max_batches: int | None = None) -> list[dict[str, Any]]:
+    """RingFormer checkpoints: per signal module, level and kind, E||signal|| / E||base||
+    on a data split (see :mod:`loopformer.analysis.signal_norms`)."""
+    from .signal_norms import record_signal_norms
+
+    model, task, kind = load_for_analysis(path)
+    if model.config.arch != "ringformer":
+        raise ConfigError(f"{path} is a {model.config.arch} model; level signals exist in ringformer models only")
+    if model.config.signal_mode != "dynamic":
+        raise ConfigError(f"{path} has static level signals; their size does not depend on the input")
+    with record_signal_norms(model) as norms:
+        for inputs, _ in batches(task, kind, split, batch_size, max_batches):
+            model(*inputs)
+    return norms.table()
