@@ -25,6 +25,7 @@ LATENT_POSITIONS = ("index", "last_token")
 NORM_STYLES = ("post", "pre")
 POSITIONALS = ("sinusoidal", "learned", "rotary", "none")
 SIGNAL_MODES = ("dynamic", "static")
+SIGNAL_PLACEMENTS = ("after", "before")
 SIGNAL_INPUTS = ("raw", "normed")
 FFN_SIGNAL_POSITIONS = ("before_norm", "after_norm")
 
@@ -109,6 +110,11 @@ class ModelConfig:
     ffn_signal_position: str = "after_norm"
     cross_attention_signals: bool = False
     signal_init_std: float = 1e-6
+    # ablations: signals added to the input of the Q/K/V projections (W (x + s)) instead of
+    # their output; one set of LayerNorms shared by all levels; rank as d // divisor
+    signal_placement: str = "after"
+    shared_level_norms: bool = False
+    signal_rank_divisor: int | None = None
 
     # execution (does not change parameters)
     activation_checkpointing: bool = False
@@ -130,6 +136,7 @@ class ModelConfig:
             ("norm_style", NORM_STYLES),
             ("positional", POSITIONALS),
             ("signal_mode", SIGNAL_MODES),
+            ("signal_placement", SIGNAL_PLACEMENTS),
             ("signal_input", SIGNAL_INPUTS),
             ("ffn_signal_position", FFN_SIGNAL_POSITIONS),
             ("state_update", STATE_UPDATES),
@@ -149,12 +156,17 @@ class ModelConfig:
         for name in positive:
             if getattr(self, name) < 1:
                 raise ConfigError(f"config field '{name}' must be >= 1, got {getattr(self, name)}")
-        for name in ("n_dec_layers", "tgt_vocab_size", "signal_rank"):
+        for name in ("n_dec_layers", "tgt_vocab_size", "signal_rank", "signal_rank_divisor"):
             v = getattr(self, name)
             if v is not None and v < 1:
                 raise ConfigError(f"config field '{name}' must be >= 1 or null, got {v}")
         if self.d_model % self.n_heads:
             raise ConfigError(f"d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})")
+        if self.signal_rank is not None and self.signal_rank_divisor is not None:
+            raise ConfigError("give signal_rank (a number) or signal_rank_divisor (rank = d_model // divisor), "
+                              "not both")
+        if self.signal_placement == "before" and self.cross_attention_signals:
+            raise ConfigError("signal_placement=before is not available with cross_attention_signals")
         for name in ("dropout", "attn_dropout"):
             v = getattr(self, name)
             if not 0.0 <= v < 1.0:
@@ -281,7 +293,9 @@ class ModelConfig:
     @property
     def rank(self) -> int:
         """Signal rank; the paper's default is d // 16."""
-        return self.signal_rank if self.signal_rank is not None else max(1, self.d_model // 16)
+        if self.signal_rank is not None:
+            return self.signal_rank
+        return max(1, self.d_model // (self.signal_rank_divisor or 16))
 
     @property
     def qkv_signal_kinds(self) -> tuple[str, ...]:

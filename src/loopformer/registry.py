@@ -105,7 +105,12 @@ def get_config(name: str, **overrides: Any) -> ModelConfig:
         close = difflib.get_close_matches(name, PRESETS, n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else f"; available: {', '.join(list_models())}"
         raise ConfigError(f"unknown preset '{name}'{hint}")
-    return ModelConfig.from_dict({**PRESETS[name], **overrides})
+    fields = dict(PRESETS[name])
+    # the rank is given one way or the other: an override of either spelling replaces the preset's
+    for given, other in (("signal_rank_divisor", "signal_rank"), ("signal_rank", "signal_rank_divisor")):
+        if overrides.get(given) is not None and other not in overrides:
+            fields.pop(other, None)
+    return ModelConfig.from_dict({**fields, **overrides})
 
 
 def create_model(name: str, **overrides: Any):

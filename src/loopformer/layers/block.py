@@ -115,7 +115,9 @@ class TransformerLayer(nn.Module):
     # --- post-norm (translation) -------------------------------------------------------
 
     def _post(self, h, norms, sig, level, lp, shared, key, probe) -> Tensor:
-        add = partial(sig.split_qkv, level=level, x=h) if sig is not None and sig.has_qkv else None
+        add = None
+        if sig is not None and sig.has_qkv:
+            add = partial(sig.split_qkv, level=level, x=h, weight=self._qkv_weight(sig))
         a = self.self_attn(h, shared.self_mask, add, shared.rope, shared.cache, (key, "self"), probe)
         h = norms[0](h + self.dropout(a))
         if self.cross_attn is not None:
@@ -132,7 +134,7 @@ class TransformerLayer(nn.Module):
         add = None
         if sig is not None and sig.has_qkv:
             src = h if self.spec.signal_input == "raw" else u
-            add = partial(sig.split_qkv, level=level, x=src)
+            add = partial(sig.split_qkv, level=level, x=src, weight=self._qkv_weight(sig))
         attn = self.dropout(self.self_attn(u, shared.self_mask, add, shared.rope, shared.cache, (key, "self"), probe))
         if self.spec.parallel:
             return h + attn + self.dropout(self.ffn(self._ffn_input(h, norms[-1], sig, level)))
@@ -142,6 +144,10 @@ class TransformerLayer(nn.Module):
         if self.ffn is None:
             return h
         return h + self.dropout(self.ffn(self._ffn_input(h, norms[-1], sig, level)))
+
+    def _qkv_weight(self, sig) -> Tensor | None:
+        """The fused Q/K/V weight when signals enter before the projection, else None."""
+        return self.self_attn.qkv_proj.weight if sig.placement == "before" else None
 
     def _ffn_input(self, h: Tensor, last: nn.Module, sig, level: int) -> Tensor:
         if sig is None or not sig.has_ffn:

@@ -29,8 +29,10 @@ class LevelSignals(nn.Module):
         layout: str = "qkv",
         mode: str = "dynamic",
         init_std: float = 1e-6,
+        placement: str = "after",
     ) -> None:
         super().__init__()
+        self.placement = placement  # "before": the caller passes the projection weight
         self.n_levels = n_levels
         self.dim = dim
         self.rank = rank
@@ -94,14 +96,20 @@ class LevelSignals(nn.Module):
         flat = torch.addmm(base.reshape(-1, self.dim), codes.reshape(-1, self.rank), self.ffn_up[level].to(codes.dtype))
         return flat.view(base.shape)
 
-    def split_qkv(self, proj: Tensor, level: int, x: Tensor) -> tuple[Tensor, ...]:
+    def split_qkv(self, proj: Tensor, level: int, x: Tensor, weight: Tensor | None = None) -> tuple[Tensor, ...]:
         """Add the signals to a fused projection laid out as ``self.layout`` and split it
-        into one (..., d) tensor per slot of the layout."""
+        into one (..., d) tensor per slot of the layout.
+
+        With ``weight`` (the fused projection's weight, placement "before") the signals
+        enter before the projection: ``W (x + s) = W x + W s``, so ``W s`` is added."""
         lead = proj.shape[:-1]
-        if self.covers_layout:
+        if self.covers_layout and weight is None:
             out = self._add(proj, level, x)
             return tuple(o.view(*lead, self.dim) for o in out.unbind(0))
         shaped = proj.reshape(*lead, len(self.layout), self.dim)
         sig = self.qkv(level, x)
-        shaped = shaped.index_add(-2, self.qkv_slots, sig)
+        if weight is not None:
+            w = weight.view(len(self.layout), self.dim, self.dim)[self.qkv_slots]  # (kinds, out, in)
+            sig = torch.einsum("...ni,noi->...no", sig, w.to(sig.dtype))
+        shaped = shaped.index_add(-2, self.qkv_slots, sig.to(shaped.dtype))
         return tuple(shaped.unbind(-2))

@@ -56,13 +56,14 @@ def build_stack(cfg: ModelConfig, depth: int, cross: bool = False) -> LoopedStac
         if cfg.has_signals:
             signals = LevelSignals(
                 levels_total, cfg.d_model, cfg.rank, qkv_kinds=cfg.qkv_signal_kinds, ffn=cfg.signal_ffn,
-                mode=cfg.signal_mode, init_std=cfg.signal_init_std,
+                mode=cfg.signal_mode, init_std=cfg.signal_init_std, placement=cfg.signal_placement,
             )
         if cross and cfg.arch == "ringformer" and cfg.cross_attention_signals:
             common = dict(ffn=False, mode=cfg.signal_mode, init_std=cfg.signal_init_std)
             cross_q = LevelSignals(levels_total, cfg.d_model, cfg.rank, qkv_kinds=("q",), layout="q", **common)
             cross_kv = LevelSignals(levels_total, cfg.d_model, cfg.rank, qkv_kinds=("k", "v"), layout="kv", **common)
-        levels = PerLevelNorms(levels_total, cfg.d_model, spec.n_sublayers, cfg.norm_eps, signals, cross_q, cross_kv)
+        levels = PerLevelNorms(levels_total, cfg.d_model, spec.n_sublayers, cfg.norm_eps, signals, cross_q, cross_kv,
+                               shared_norms=cfg.arch == "ringformer" and cfg.shared_level_norms)
     elif cfg.arch == "universal":
         levels = UniversalTiming(cfg.max_len, n_loops, cfg.d_model)
     return LoopedStack(

@@ -38,10 +38,13 @@ class PerLevelNorms(LevelAdapter):
         signals: LevelSignals | None = None,
         cross_q: LevelSignals | None = None,
         cross_kv: LevelSignals | None = None,
+        shared_norms: bool = False,
     ) -> None:
         super().__init__()
+        # shared_norms (a RingFormer ablation): one set of LayerNorms serves every level
         self.norms = nn.ModuleList(
-            nn.ModuleList(nn.LayerNorm(dim, eps=eps) for _ in range(n_sublayers)) for _ in range(n_levels)
+            nn.ModuleList(nn.LayerNorm(dim, eps=eps) for _ in range(n_sublayers))
+            for _ in range(1 if shared_norms else n_levels)
         )
         self.signals = signals
         self.cross_q = cross_q
@@ -50,7 +53,8 @@ class PerLevelNorms(LevelAdapter):
     def params(self, t: int, j: int, core_layers: int) -> LevelParams:
         i = t * core_layers + j
         return LevelParams(
-            level=i, norms=list(self.norms[i]), signals=self.signals, cross_q=self.cross_q, cross_kv=self.cross_kv
+            level=i, norms=list(self.norms[i if len(self.norms) > 1 else 0]), signals=self.signals,
+            cross_q=self.cross_q, cross_kv=self.cross_kv
         )
 
 
