@@ -28,7 +28,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SCRIPTS = {"translation": "translation_table", "vision": "vision_table", "language": "language_table"}
+SCRIPTS = {"translation": "translation_table", "vision": "vision_table", "language": "language_table",
+           "ablation": "ablation_table"}
 
 
 def expand(spec: str) -> list[tuple[str, str, str, list[str]]]:

@@ -1,0 +1,166 @@
+"""RingFormer ablations and rank sweep on Multi30k De->En: reruns what is missing, then
+writes ``docs/results/ablations.md`` and its figure.
+
+Every variant is ``ringformer-mt-small`` with one switch changed, trained with exactly the
+recipe and step budget of ``benchmarks/translation_table.py`` (so the default RingFormer
+and the reference baselines are read from that table's JSONs, not retrained). Finished
+runs are one JSON each in ``docs/results/ablations/``; an interrupted run resumes from
+``runs/ablation/``. Rows can be run one at a time (``--models``) and across sittings.
+
+    LOOPFORMER_DATA_MIRROR=../shared/data python benchmarks/ablation_table.py
+    python benchmarks/ablation_table.py --models rank-d64 --seeds 0
+    python benchmarks/ablation_table.py --page-only
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import tables
+import translation_table
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "docs" / "results" / "ablations"
+PAGE = ROOT / "docs" / "results" / "ablations.md"
+FIGURE = RESULTS / "rank-sweep.png"
+
+# row -> (description, overrides of ringformer-mt-small)
+VARIANTS = {
+    "static": ("static per-level signals (no input dependence)", ["signal_mode=static"]),
+    "before": ("signals added before the Q/K/V projections, W(x + g(x))", ["signal_placement=before"]),
+    "no-attn": ("no attention signals (FFN signal only)", ["signal_q=false", "signal_k=false", "signal_v=false"]),
+    "no-ffn": ("no FFN signal (attention signals only)", ["signal_ffn=false"]),
+    "shared-norms": ("one set of LayerNorms for all levels", ["shared_level_norms=true"]),
+}
+RANKS = {f"rank-d{k}": (f"rank d/{k} = {256 // k}", [f"signal_rank_divisor={k}"]) for k in (64, 32, 8, 4)}
+MODELS = {**VARIANTS, **RANKS}
+
+
+def run_one(name: str, seed: int, steps: int) -> None:
+    from loopformer.tasks.translation_run import train_translation
+    from loopformer.train.state import resolve
+
+    _, extra = MODELS[name]
+    out = ROOT / "runs" / "ablation" / f"{name}-s{seed}"
+    resume = resolve(out / "last") is not None
+    res = train_translation("ringformer", "mt-small", translation_table.RECIPE + extra + tables.device_overrides()
+                            + [f"seed={seed}", f"max_steps={steps}"], out=str(out), resume=resume)
+    record = {
+        **tables.run_context(),
+        "name": name, "seed": seed, "steps": res["train"]["step"], "overrides": extra,
+        "non_embedding": res["parameters"]["non_embedding"], "total": res["parameters"]["total"],
+        "train_seconds": res["train"]["train_seconds"], "tokens_seen": res["train"]["tokens_seen"],
+        "tokens_per_s": res["train"]["tokens_seen"] / max(res["train"]["train_seconds"], 1e-9),
+        "best_val_bleu": res["train"]["best_score"],
+        "test2016": res["test2016"]["bleu"], "test2017": res["test2017"]["bleu"],
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{name}-s{seed}.json").write_text(json.dumps(record, indent=2) + "\n")
+
+
+def _load(folder: Path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))] if folder.is_dir() else []
+
+
+def _rank_of(name: str) -> int:
+    return 16 if name == "ringformer" else 256 // int(name.split("-d")[1])
+
+
+def _figure(records: list[dict], reference: list[dict]) -> bool:
+    import statistics
+
+    from loopformer.analysis.plots import _figure as new_figure
+    from loopformer.analysis.plots import _save
+
+    sweep = {}
+    for r in records + [r for r in reference if r["name"] == "ringformer"]:
+        if r["name"] == "ringformer" or r["name"] in RANKS:
+            sweep.setdefault(r["name"], []).append(r)
+    if len(sweep) < 2:
+        return False
+    fig = new_figure(6.0, 4.2)
+    ax = fig.subplots()
+    pts = sorted((rs[0]["non_embedding"], statistics.mean(r["test2016"] for r in rs), _rank_of(n), len(rs))
+                 for n, rs in sweep.items())
+    ax.plot([p[0] / 1e6 for p in pts], [p[1] for p in pts], "o-", color="tab:red", label="RingFormer, rank sweep")
+    for x, y, rank, n in pts:
+        ax.annotate(f"r={rank}" + ("" if n > 1 else " (1 seed)"), (x / 1e6, y), textcoords="offset points",
+                    xytext=(4, -10), fontsize=7)
+    markers = {"vanilla": "s", "vanilla-matched": "D", "universal": "^", "looped": "v"}
+    for name, marker in markers.items():
+        rs = [r for r in reference if r["name"] == name]
+        if rs:
+            ax.plot(rs[0]["non_embedding"] / 1e6, statistics.mean(r["test2016"] for r in rs), marker,
+                    color="tab:blue" if name.startswith("vanilla") else "tab:gray", label=name)
+    ax.set_xscale("log")
+    ax.set_xlabel("non-embedding parameters (millions, log scale)")
+    ax.set_ylabel("test2016 BLEU (mean over seeds)")
+    ax.set_title("Multi30k De→En, *-mt-small, 2,400 steps")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    _save(fig, FIGURE)
+    return True
+
+
+def write_page(steps: int, seeds: list[int]) -> None:
+    records = _load(RESULTS)
+    reference = _load(translation_table.RESULTS)
+    rows = []
+    default = [r for r in reference if r["name"] == "ringformer"]
+    for name, (what, _) in {"ringformer": ("default RingFormer (translation table)", []), **MODELS}.items():
+        rs = default if name == "ringformer" else [r for r in records if r["name"] == name]
+        if not rs:
+            rows.append(f"| {name} | {what} | – | – | – | 0 of {len(seeds)} |")
+            continue
+        rows.append(f"| {name} | {what} | {rs[0]['non_embedding']:,} | {tables.spread([r['test2016'] for r in rs])} | "
+                    f"{tables.spread([r['test2017'] for r in rs])} | {len(rs)} of {len(seeds)} |")
+    refs = []
+    for name in ("vanilla", "vanilla-matched", "universal", "looped"):
+        rs = [r for r in reference if r["name"] == name]
+        if rs:
+            refs.append(f"| {name} | {rs[0]['non_embedding']:,} | {tables.spread([r['test2016'] for r in rs])} | "
+                        f"{tables.spread([r['test2017'] for r in rs])} | {len(rs)} |")
+    figure = ("\n![BLEU against parameters](ablations/rank-sweep.png)\n" if _figure(records, reference)
+              else "\n(The rank-sweep figure appears once two ranks have runs.)\n")
+    detail = "\n".join(
+        f"| {r['name']} | {r['seed']} | {r['steps']} | {r['train_seconds'] / 60:.1f} | {r.get('device', '?')} | "
+        f"{r['best_val_bleu']:.2f} | {r['test2016']:.2f} | {r['test2017']:.2f} |" for r in records)
+    PAGE.parent.mkdir(parents=True, exist_ok=True)
+    PAGE.write_text(f"""# RingFormer ablations and rank sweep (Multi30k De→En)
+
+Produced by `benchmarks/ablation_table.py` (rerun it to fill in missing runs; each finished
+run is one JSON in `docs/results/ablations/`). Every row is `ringformer-mt-small` (d 256,
+3 + 3 levels, rank d/16 = 16 unless stated) with one switch changed, trained with the
+recipe and budget of [translation.md](translation.md): {steps:,} steps of ~2,048-token
+batches, AdamW lr 1e-3, inverse-square-root decay after 150 warmup steps, best validation
+checkpoint scored with beam 4. The default row and the reference models are that page's
+runs. Spread is half the range over seeds.
+
+| row | variant | non-embedding | test2016 BLEU | test2017 BLEU | seeds done |
+|---|---|---|---|---|---|
+{chr(10).join(rows)}
+
+Reference models (translation table):
+
+| model | non-embedding | test2016 BLEU | test2017 BLEU | seeds |
+|---|---|---|---|---|
+{chr(10).join(refs)}
+
+## Rank sweep
+{figure}
+## Runs
+
+| row | seed | steps | train minutes | device | best val BLEU | test2016 | test2017 |
+|---|---|---|---|---|---|---|---|
+{detail}
+""")
+
+
+def main() -> int:
+    return tables.main(__doc__, MODELS, RESULTS, 2400, run_one, write_page)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
