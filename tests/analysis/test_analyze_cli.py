@@ -81,6 +81,12 @@ def test_mad_for_vision(tmp_path, capsys):
     # with a 4x4 grid of 7-px patches, distances lie between 0 and the grid diagonal
     assert all(0 <= v <= 7 * 3 * 2 ** 0.5 for r in rows for v in r["per_head"])
     assert png.read_bytes()[:8] == PNG
+    # CKA between vision checkpoints (patches + cls token per image): itself -> diagonal 1
+    ckpt = str(tmp_path / "v" / "last")
+    assert main(["analyze", "cka", ckpt, ckpt, "--max-batches", "2", "--batch-size", "16", "--json"]) == 0
+    m = np.array(json.loads(capsys.readouterr().out)["encoder"]["cka"])
+    assert m.shape == (6, 6)
+    np.testing.assert_allclose(np.diag(m), 1.0, atol=1e-9)
 
 
 def test_spiral_attention_distance_is_in_token_units(tmp_path):

@@ -113,9 +113,11 @@ def compare_cka(path_a: str, path_b: str, split: str | None = None, batch_size: 
         with capture(model_b) as cap_b:
             model_b(*inputs)
         for stack, mask in masks.items():
-            length = inputs[0 if stack == "encoder" else -1].shape[1]
-            if kind == "vision":
-                length += 1  # the cls token
+            if kind == "vision":  # patches + the cls token (inputs are images, not tokens)
+                cfg = model_a.config
+                length = (cfg.image_size // cfg.patch_size) ** 2 + 1
+            else:
+                length = inputs[0 if stack == "encoder" else -1].shape[1]
             xs = [(k, v) for (s, k), v in cap_a.states.items() if s == stack and v.shape[1] == length]
             ys = [(k, v) for (s, k), v in cap_b.states.items() if s == stack and v.shape[1] == length]
             if not xs or not ys:
