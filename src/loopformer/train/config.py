@@ -39,6 +39,7 @@ class TrainConfig:
     # DDP: only needed when a configuration can leave parameters without gradient in a step
     find_unused_parameters: bool = False
     device: str = "auto"  # auto (a GPU when one is visible), cpu, cuda or cuda:N
+    fsdp: bool = False  # under torchrun: shard parameters, gradients and optimizer state (FSDP2)
 
     def __post_init__(self) -> None:
         check_types(self, "training")

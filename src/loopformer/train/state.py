@@ -23,8 +23,9 @@ STATE_JSON = "trainer_state.json"
 STATE_TENSORS = "trainer_state.safetensors"
 
 
-def optimizer_to_flat(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    sd = opt.state_dict()
+def optimizer_to_flat(sd: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """An optimizer state dict (``opt.state_dict()`` form: state keyed by parameter index)
+    -> safetensors tensors + JSON metadata."""
     tensors: dict[str, torch.Tensor] = {}
     plain: dict[str, dict[str, Any]] = {}
     for idx, entry in sd["state"].items():
@@ -36,7 +37,8 @@ def optimizer_to_flat(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tenso
     return tensors, {"param_groups": sd["param_groups"], "plain": plain}
 
 
-def optimizer_from_flat(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+def optimizer_state_from_flat(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> dict[str, Any]:
+    """The inverse of :func:`optimizer_to_flat`: a state dict ``opt.load_state_dict`` takes."""
     state: dict[int, dict[str, Any]] = {}
     for key, value in tensors.items():
         if key.startswith("opt."):
@@ -48,7 +50,7 @@ def optimizer_from_flat(opt: torch.optim.Optimizer, tensors: dict[str, torch.Ten
     for g in groups:
         if "betas" in g:
             g["betas"] = tuple(g["betas"])
-    opt.load_state_dict({"state": state, "param_groups": groups})
+    return {"state": state, "param_groups": groups}
 
 
 def rng_state() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -72,7 +74,7 @@ def write_checkpoint(
     model: torch.nn.Module,
     save_assets: Callable[[Path], None],
     state: dict[str, Any] | None = None,
-    optimizer: torch.optim.Optimizer | None = None,
+    optimizer_state: dict[str, Any] | None = None,
 ) -> Path:
     """Write a model checkpoint (plus training state when ``state`` is given) atomically."""
     from safetensors.torch import save
@@ -87,8 +89,8 @@ def write_checkpoint(
     if state is not None:
         tensors, rng_meta = rng_state()
         meta = dict(state, rng=rng_meta)
-        if optimizer is not None:
-            opt_tensors, opt_meta = optimizer_to_flat(optimizer)
+        if optimizer_state is not None:
+            opt_tensors, opt_meta = optimizer_to_flat(optimizer_state)
             tensors.update(opt_tensors)
             meta["optimizer"] = opt_meta
         atomic_write_bytes(tmp / STATE_TENSORS, save(tensors))

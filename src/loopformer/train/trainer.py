@@ -23,7 +23,7 @@ from ..errors import LoopformerError
 from .config import TrainConfig, lr_at
 from ..device import resolve_device, to_device
 from .distributed import all_sum, barrier, current, shard
-from .state import optimizer_from_flat, read_training_state, resolve, restore_rng, write_checkpoint
+from .state import optimizer_state_from_flat, read_training_state, resolve, restore_rng, write_checkpoint
 
 
 class TrainingError(LoopformerError):
@@ -53,7 +53,17 @@ class Trainer:
         self.device = resolve_device(cfg.device)
         model.to(self.device)  # before the optimizer sees the parameters
         self.net = model  # what the loss runs through (a DDP wrapper when distributed)
-        if self.dist.enabled:
+        self.fsdp = cfg.fsdp and self.dist.enabled  # one process: nothing to shard
+        self.shadow = None  # FSDP: rank 0's unsharded copy for evaluation and saving
+        if self.fsdp:
+            import copy
+
+            from .fsdp import shard_model
+
+            if self.dist.is_main:
+                self.shadow = copy.deepcopy(model)
+            shard_model(model)
+        elif self.dist.enabled:
             from torch.nn.parallel import DistributedDataParallel
 
             ids = [self.device.index] if self.device.type == "cuda" else None
@@ -63,9 +73,12 @@ class Trainer:
         for name, p in model.named_parameters():
             if not p.requires_grad:
                 continue
-            (decay if p.dim() >= 2 and not name.endswith(("_up", "_down")) else no_decay).append(p)
+            (decay if p.dim() >= 2 and not name.endswith(("_up", "_down")) else no_decay).append((name, p))
+        # parameter names in the optimizer's index order (FSDP checkpoints are keyed by name)
+        self.param_names = [n for n, _ in decay + no_decay]
         self.opt = torch.optim.AdamW(
-            [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+            [{"params": [p for _, p in decay], "weight_decay": cfg.weight_decay},
+             {"params": [p for _, p in no_decay], "weight_decay": 0.0}],
             lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=cfg.adam_eps,
         )
         self.step = 0
@@ -87,12 +100,26 @@ class Trainer:
         }
 
     def save(self, which: str = "last") -> Path | None:
+        """``last`` (model + training state) is called on every rank; ``best`` (model only)
+        on rank 0 right after evaluation, whose model it saves."""
+        with_state = which == "last"
+        model, opt_state = self.model, None
+        if self.fsdp:
+            if with_state:  # collectives: every rank takes part
+                from .fsdp import full_model_state, full_optimizer_state
+
+                full = full_model_state(self.model)
+                opt_state = full_optimizer_state(self.model, self.opt, self.param_names)
+                if self.dist.is_main:
+                    self.shadow.load_state_dict(full)
+            model = self.shadow
+        elif with_state:
+            opt_state = self.opt.state_dict() if self.dist.is_main else None
         if not self.dist.is_main:
             return None
-        with_state = which == "last"
         folder = write_checkpoint(
-            self.out / which, self.model, self.task.save_assets,
-            state=self._state() if with_state else None, optimizer=self.opt if with_state else None,
+            self.out / which, model, self.task.save_assets,
+            state=self._state() if with_state else None, optimizer_state=opt_state,
         )
         if with_state and self.cfg.keep_last > 1:
             keep_snapshot(folder, self.out / f"step-{self.step:08d}", self.cfg.keep_last)
@@ -107,8 +134,14 @@ class Trainer:
         saved = load_model(folder)
         if saved.config != self.model.config:
             raise TrainingError(f"{folder} holds a different model config; use another --out or the same settings")
-        self.model.load_state_dict(saved.state_dict())
-        optimizer_from_flat(self.opt, tensors, meta["optimizer"])
+        opt_state = optimizer_state_from_flat(tensors, meta["optimizer"])
+        if self.fsdp:
+            from .fsdp import load_full_state
+
+            load_full_state(self.model, self.opt, saved.state_dict(), opt_state, self.param_names)
+        else:
+            self.model.load_state_dict(saved.state_dict())
+            self.opt.load_state_dict(opt_state)
         restore_rng(tensors, meta["rng"])
         for key in ("step", "epoch", "position", "tokens_seen", "train_seconds", "best_score"):
             setattr(self, key, meta[key])
@@ -143,15 +176,23 @@ class Trainer:
             self.position = 0
 
     def evaluate(self) -> dict[str, Any]:
+        model = self.model
+        if self.fsdp:  # gather the shards (every rank) into rank 0's unsharded copy
+            from .fsdp import full_model_state
+
+            full = full_model_state(self.model)
+            if self.dist.is_main:
+                self.shadow.load_state_dict(full)
+            model = self.shadow
         if not self.dist.is_main:  # rank 0 evaluates and saves; the others wait for it
             barrier(self.dist)
             return {}
-        self.model.eval()
+        model.eval()
         try:
             with torch.no_grad():
-                metrics = self.task.evaluate(self.model)
+                metrics = self.task.evaluate(model)
         finally:
-            self.model.train()
+            model.train()
         record = {"step": self.step, "kind": "eval", **metrics}
         self._log(record)
         score = metrics.get("score")
