@@ -319,6 +319,21 @@ def cmd_analyze(args: argparse.Namespace) -> int:
             raise ConfigError(f"analyze {what} takes one preset or checkpoint")
         args.target, args.overrides = args.targets[0], []
         return cmd_params(args) if what == "params" else cmd_flops(args)
+    if what == "probe":
+        from .analysis.probe import probe_levels
+
+        if len(args.targets) != 2:
+            raise ConfigError("analyze probe takes two checkpoints: A B")
+        res = probe_levels(args.targets[0], args.targets[1], args.data, args.batch_size, args.max_batches)
+        if args.json:
+            print(json.dumps(res, indent=2))
+            return 0
+        print("held-out accuracy (%) of a linear classifier telling A's states from B's (50 = indistinguishable)")
+        for stack, r in res.items():
+            print(f"{stack}:")
+            for (la, lb), acc, (n_fit, n_test) in zip(r["pairs"], r["accuracy"], r["rows"]):
+                print(f"  {la:<10} vs {lb:<10} {acc:6.2f}   ({n_fit:,} rows fitted, {n_test:,} tested)")
+        return 0
     if what == "cka":
         from .analysis.compare import compare_cka
         from .analysis.plots import format_matrix, plot_cka
@@ -449,9 +464,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=None)
     p.set_defaults(func=cmd_generate)
 
-    p = sub.add_parser("analyze", help="CKA, attention distances (MAD), level-signal sizes, parameters and FLOPs")
-    p.add_argument("analysis", choices=["cka", "mad", "attention-distance", "signals", "params", "flops"])
-    p.add_argument("targets", nargs="+", help="checkpoint(s) (cka: A B) or, for params/flops, a preset")
+    p = sub.add_parser("analyze", help="CKA, linear probes, attention distances (MAD), level-signal sizes, "
+                                         "parameters and FLOPs")
+    p.add_argument("analysis", choices=["cka", "probe", "mad", "attention-distance", "signals", "params", "flops"])
+    p.add_argument("targets", nargs="+", help="checkpoint(s) (cka, probe: A B) or, for params/flops, a preset")
     p.add_argument("--data", default=None, help="split: test2016/test2017/val (translation), test/val (vision)")
     p.add_argument("--plot", default=None, help="write a PNG figure here")
     p.add_argument("--json", action="store_true")

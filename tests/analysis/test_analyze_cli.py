@@ -139,3 +139,23 @@ def test_signal_sizes_of_a_ringformer_checkpoint(mt_pair, capsys):
     assert "E||s(x)||" in capsys.readouterr().out
     assert main(["analyze", "signals", str(mt_pair["vanilla-mt-small"])]) == 2
     assert "ringformer models only" in capsys.readouterr().err
+
+
+def test_linear_probe(mt_pair, capsys):
+    from loopformer.analysis.probe import probe_accuracy
+
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(400, 8, generator=g), torch.randn(400, 8, generator=g)
+    same = probe_accuracy(a[:200], b[:200], a[200:], b[200:])
+    assert 40 < same < 60  # one distribution: chance
+    assert probe_accuracy(a[:200], b[:200] + 3.0, a[200:], b[200:] + 3.0) > 99  # shifted: separable
+    ring = str(mt_pair["ringformer-mt-small"])
+    assert main(["analyze", "probe", ring, ring, "--max-batches", "2", "--batch-size", "32", "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert set(res) == {"encoder", "decoder"} and len(res["encoder"]["accuracy"]) == 3
+    assert all(acc == 50.0 for s in res.values() for acc in s["accuracy"])  # identical states: chance exactly
+    van = str(mt_pair["vanilla-mt-small"])
+    assert main(["analyze", "probe", ring, van, "--max-batches", "2", "--batch-size", "32"]) == 0
+    assert "rows fitted" in capsys.readouterr().out
+    assert main(["analyze", "probe", ring, van, "--max-batches", "1"]) == 2
+    assert "two batches" in capsys.readouterr().err

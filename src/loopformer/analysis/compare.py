@@ -107,7 +107,22 @@ def compare_cka(path_a: str, path_b: str, split: str | None = None, batch_size: 
     _same_inputs(path_a, path_b, kind)
     accum: dict[str, MinibatchCKA] = {}
     labels: dict[str, tuple[list[str], list[str]]] = {}
-    for inputs, masks in batches(task_a, kind, split, batch_size, max_batches):
+    for _, stack, xs, ys in paired_states(model_a, model_b, task_a, kind, split, batch_size, max_batches):
+        if stack not in accum:
+            accum[stack] = MinibatchCKA(len(xs), len(ys))
+            labels[stack] = ([_key_label(k) for k, _ in xs], [_key_label(k) for k, _ in ys])
+        accum[stack].update([v for _, v in xs], [v for _, v in ys])
+    if not accum:
+        raise ConfigError("no comparable layer outputs were captured")
+    return {stack: {"a_layers": labels[stack][0], "b_layers": labels[stack][1],
+                    "cka": m.result().tolist(), "batches": m.batches} for stack, m in accum.items()}
+
+
+def paired_states(model_a, model_b, task, kind: str, split: str | None, batch_size: int,
+                  max_batches: int | None) -> Iterator[tuple[int, str, list, list]]:
+    """Per batch and stack: (batch index, stack, A's [(key, rows)], B's [(key, rows)]), the
+    rows being the real positions of every layer application's output, on the same inputs."""
+    for index, (inputs, masks) in enumerate(batches(task, kind, split, batch_size, max_batches)):
         with capture(model_a) as cap_a:
             model_a(*inputs)
         with capture(model_b) as cap_b:
@@ -118,18 +133,10 @@ def compare_cka(path_a: str, path_b: str, split: str | None = None, batch_size: 
                 length = (cfg.image_size // cfg.patch_size) ** 2 + 1
             else:
                 length = inputs[0 if stack == "encoder" else -1].shape[1]
-            xs = [(k, v) for (s, k), v in cap_a.states.items() if s == stack and v.shape[1] == length]
-            ys = [(k, v) for (s, k), v in cap_b.states.items() if s == stack and v.shape[1] == length]
-            if not xs or not ys:
-                continue
-            if stack not in accum:
-                accum[stack] = MinibatchCKA(len(xs), len(ys))
-                labels[stack] = ([_key_label(k) for k, _ in xs], [_key_label(k) for k, _ in ys])
-            accum[stack].update([token_rows(v, mask) for _, v in xs], [token_rows(v, mask) for _, v in ys])
-    if not accum:
-        raise ConfigError("no comparable layer outputs were captured")
-    return {stack: {"a_layers": labels[stack][0], "b_layers": labels[stack][1],
-                    "cka": m.result().tolist(), "batches": m.batches} for stack, m in accum.items()}
+            xs = [(k, token_rows(v, mask)) for (s, k), v in cap_a.states.items() if s == stack and v.shape[1] == length]
+            ys = [(k, token_rows(v, mask)) for (s, k), v in cap_b.states.items() if s == stack and v.shape[1] == length]
+            if xs and ys:
+                yield index, stack, xs, ys
 
 
 def _same_inputs(path_a: str, path_b: str, kind: str) -> None:

@@ -1,7 +1,8 @@
 """How large RingFormer's level signals are next to what they are added to.
 
 A level signal only makes a level different if it is not negligible against the shared
-projection it is added to (``W_Q x`` for Q, the normalised FFN input for F). This module
+projection it is added to (``W_Q x`` for Q, the normalised FFN input for F; with signals
+placed before the projections, what is measured is their image ``W_Q s``). This module
 measures, per stack, level and kind, the ratio of mean norms ``E||s_T(x)|| / E||base||``
 over every position of the inputs given (padding included, so feed
 batches of similar lengths). Signals start at exactly zero (``up`` is zero-initialised),
@@ -52,12 +53,13 @@ def record_signal_norms(model: torch.nn.Module) -> Iterator[SignalNorms]:
             continue
         split, add_ffn = mod.split_qkv, mod.add_ffn
 
-        def split_qkv(proj, level, x, _mod=mod, _orig=split, _name=name):
-            sig = _mod.qkv(level, x)  # (..., n_kinds, d)
+        def split_qkv(proj, level, x, weight=None, _mod=mod, _orig=split, _name=name):
+            out = _orig(proj, level=level, x=x, weight=weight)
             base = proj.reshape(*proj.shape[:-1], len(_mod.layout), _mod.dim)
-            for j, kind in enumerate(_mod.qkv_kinds):
-                norms.add((_name, level, kind), sig[..., j, :], base[..., _mod.layout.index(kind), :])
-            return _orig(proj, level=level, x=x)
+            for kind in _mod.qkv_kinds:  # what the signal adds, in the projection's output space
+                slot = _mod.layout.index(kind)
+                norms.add((_name, level, kind), out[slot] - base[..., slot, :], base[..., slot, :])
+            return out
 
         def ffn(base, level, x, _mod=mod, _orig=add_ffn, _name=name):
             out = _orig(base, level, x)
