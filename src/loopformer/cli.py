@@ -207,11 +207,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if split not in ("val", "test2016", "test2017"):
         raise ConfigError(f"a translation checkpoint is evaluated on val, test2016 or test2017, not {split!r}")
     model, task = load_translation_checkpoint(args.checkpoint)
-    res = task.test_bleu(model, split, beam=args.beam)
+    if args.length_penalty is not None and args.length_penalty < 0:
+        raise ConfigError(f"--length-penalty must be >= 0, got {args.length_penalty}")
+    res = task.test_bleu(model, split, beam=args.beam, length_penalty=args.length_penalty)
     if args.json:
         print(json.dumps(res, indent=2))
     else:
-        print(f"{split} sacreBLEU (beam {res['beam']}): {res['bleu']:.2f}")
+        print(f"{split} sacreBLEU (beam {res['beam']}, length penalty {res['length_penalty']}): {res['bleu']:.2f}")
         print(res["text"])
         print(res["signature"])
     return 0
@@ -449,7 +451,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="translation: val, test2016 (default), test2017; vision: val, test (default)")
     p.add_argument("--confusion", default=None,
                    help="vision: where to save the confusion-matrix PNG (default next to the checkpoint)")
-    p.add_argument("--beam", type=int, default=None)
+    p.add_argument("--beam", type=int, default=None, help="translation: beam size (default: the run's test_beam)")
+    p.add_argument("--length-penalty", type=float, default=None, dest="length_penalty",
+                   help="translation: beam length penalty alpha (default: the run's, 0.6)")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_eval)
@@ -505,6 +509,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("loopformer: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into `head` and the like: stop quietly, as Unix tools do
+        import os
+
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # no second error when Python flushes stdout at exit
+        return 141
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -198,12 +198,14 @@ class TranslationTask:
             model.train(was_training)
         return out
 
-    def test_bleu(self, model, split: str = "test2016", beam: int | None = None) -> dict[str, Any]:
+    def test_bleu(self, model, split: str = "test2016", beam: int | None = None,
+                  length_penalty: float | None = None) -> dict[str, Any]:
         src, ref = self.split(split)
-        hyps = self.translate(model, src, beam=beam)
+        hyps = self.translate(model, src, beam=beam, length_penalty=length_penalty)
         score, signature = bleu(hyps, ref)
+        lp = self.cfg.length_penalty if length_penalty is None else length_penalty
         return {"split": split, "bleu": score.score, "text": str(score), "signature": signature,
-                "beam": beam or self.cfg.test_beam}
+                "beam": beam or self.cfg.test_beam, "length_penalty": lp}
 
 
 def load_task_config(folder: Path) -> TranslationConfig:
