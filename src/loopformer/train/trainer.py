@@ -19,9 +19,9 @@ from typing import Any, Protocol
 import torch
 
 from ..checkpoint import load_model
+from ..device import resolve_device, to_device
 from ..errors import LoopformerError
 from .config import TrainConfig, lr_at
-from ..device import resolve_device, to_device
 from .distributed import all_sum, barrier, current, shard
 from .state import optimizer_state_from_flat, read_training_state, resolve, restore_rng, write_checkpoint
 
@@ -106,12 +106,10 @@ class Trainer:
         model, opt_state = self.model, None
         if self.fsdp:
             if with_state:  # collectives: every rank takes part
-                from .fsdp import full_model_state, full_optimizer_state
+                from .fsdp import full_optimizer_state
 
-                full = full_model_state(self.model)
+                self._refresh_shadow()
                 opt_state = full_optimizer_state(self.model, self.opt, self.param_names)
-                if self.dist.is_main:
-                    self.shadow.load_state_dict(full)
             model = self.shadow
         elif with_state:
             opt_state = self.opt.state_dict() if self.dist.is_main else None
@@ -124,6 +122,14 @@ class Trainer:
         if with_state and self.cfg.keep_last > 1:
             keep_snapshot(folder, self.out / f"step-{self.step:08d}", self.cfg.keep_last)
         return folder
+
+    def _refresh_shadow(self) -> None:
+        """FSDP, every rank (a collective): gather the shards into rank 0's unsharded copy."""
+        from .fsdp import full_model_state
+
+        full = full_model_state(self.model)
+        if self.dist.is_main:
+            self.shadow.load_state_dict(full)
 
     def resume(self) -> bool:
         """Continue from ``<out>/last`` if it exists; returns whether it did."""
@@ -177,12 +183,8 @@ class Trainer:
 
     def evaluate(self) -> dict[str, Any]:
         model = self.model
-        if self.fsdp:  # gather the shards (every rank) into rank 0's unsharded copy
-            from .fsdp import full_model_state
-
-            full = full_model_state(self.model)
-            if self.dist.is_main:
-                self.shadow.load_state_dict(full)
+        if self.fsdp:
+            self._refresh_shadow()
             model = self.shadow
         if not self.dist.is_main:  # rank 0 evaluates and saves; the others wait for it
             barrier(self.dist)
