@@ -75,6 +75,13 @@ def test_eval_prints_bleu_and_signature(ckpt, capsys):
     res = json.loads(capsys.readouterr().out)
     assert res["split"] == "val" and 0.0 <= res["bleu"] <= 100.0
     assert res["signature"].startswith("nrefs:1")
+    assert res["length_penalty"] == 0.6  # the run's default
+    assert main(["eval", str(ckpt / "best"), "--split", "val", "--beam", "2", "--length-penalty", "1.0",
+                 "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["beam"] == 2 and res["length_penalty"] == 1.0
+    assert main(["eval", str(ckpt / "best"), "--length-penalty", "-1"]) == 2
+    assert "--length-penalty must be >= 0" in capsys.readouterr().err
 
 
 def test_bad_settings_are_one_line_errors(tmp_path, capsys):
