@@ -139,7 +139,8 @@ def _thirty_minutes() -> str:
 ## 30 training minutes on the CPU
 
 `vanilla-mt-small` (3 + 3) trained by `loopformer train translation` for at most 30
-minutes of training time on the 2-core CPU (evaluation time not counted), best
+minutes of training time on a 2-core CPU (an AMD EPYC with AVX-512 BF16; evaluation
+time not counted), best
 validation checkpoint scored on the test sets. A plain PyTorch script of the same size
 reached 37.4 test2016 BLEU (greedy) after 30 minutes; the best run here {verdict} that
 ({best:.2f}). Commands and details: `docs/results/translation_30min.json`.
