@@ -2,12 +2,14 @@
 
 Every run trains one ``*-vit-tiny`` model for the same number of optimizer steps with
 the same recipe, evaluates its best-validation checkpoint on the 10,000 test images and
-leaves one small JSON (with its confusion matrix) in ``docs/results/vision/``. Finished
-runs are skipped; an interrupted run resumes from its checkpoint in ``runs/vision-table-<recipe>/``.
-The page ``docs/results/vision.md`` and the confusion-matrix figure of the best RingFormer
-run are rebuilt from whatever JSONs exist.
+leaves one small JSON (with its confusion matrix) in ``docs/results/vision/`` (the main
+recipe, no augmentation) or ``docs/results/vision/<recipe>/`` (``--recipe augment``).
+Finished runs are skipped; an interrupted run resumes from its checkpoint in
+``runs/vision-table-<recipe>/``. The page (``docs/results/vision.md``, or
+``vision_<recipe>.md``) and the confusion-matrix figure of the best RingFormer run are
+rebuilt from whatever JSONs exist.
 
-    LOOPFORMER_DATA_MIRROR=../shared/data python benchmarks/vision_table.py
+    LOOPFORMER_DATA_MIRROR=../shared/data python benchmarks/vision_table.py [--recipe augment]
     python benchmarks/vision_table.py --page-only
 """
 
