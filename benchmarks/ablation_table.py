@@ -39,25 +39,9 @@ MODELS = {**VARIANTS, **RANKS}
 
 
 def run_one(name: str, seed: int, steps: int) -> None:
-    from loopformer.tasks.translation_run import train_translation
-    from loopformer.train.state import resolve
-
     _, extra = MODELS[name]
-    out = ROOT / "runs" / "ablation" / f"{name}-s{seed}"
-    resume = resolve(out / "last") is not None
-    res = train_translation("ringformer", "mt-small", translation_table.RECIPE + extra + tables.device_overrides()
-                            + [f"seed={seed}", f"max_steps={steps}"], out=str(out), resume=resume)
-    record = {
-        **tables.run_context(),
-        "name": name, "seed": seed, "steps": res["train"]["step"], "overrides": extra,
-        "non_embedding": res["parameters"]["non_embedding"], "total": res["parameters"]["total"],
-        "train_seconds": res["train"]["train_seconds"], "tokens_seen": res["train"]["tokens_seen"],
-        "tokens_per_s": res["train"]["tokens_seen"] / max(res["train"]["train_seconds"], 1e-9),
-        "best_val_bleu": res["train"]["best_score"],
-        "test2016": res["test2016"]["bleu"], "test2017": res["test2017"]["bleu"],
-    }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{name}-s{seed}.json").write_text(json.dumps(record, indent=2) + "\n")
+    translation_table.train_and_record("ringformer", extra, ROOT / "runs" / "ablation" / f"{name}-s{seed}",
+                                       RESULTS, name, seed, steps)
 
 
 def _load(folder: Path) -> list[dict]:

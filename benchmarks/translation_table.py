@@ -36,11 +36,17 @@ RECIPE = ["lr=1e-3", "warmup_steps=150", "schedule=inverse_sqrt", "label_smoothi
 
 
 def run_one(name: str, seed: int, steps: int) -> None:
+    family, extra = MODELS[name]
+    train_and_record(family, extra, ROOT / "runs" / "table" / f"{name}-s{seed}", RESULTS, name, seed, steps)
+
+
+def train_and_record(family: str, extra: list[str], out: Path, results: Path, name: str, seed: int,
+                     steps: int) -> None:
+    """Train (or resume) one ``*-mt-small`` run with this table's recipe plus ``extra`` and
+    write its JSON record (shared with the ablation sweep)."""
     from loopformer.tasks.translation_run import train_translation
     from loopformer.train.state import resolve
 
-    family, extra = MODELS[name]
-    out = ROOT / "runs" / "table" / f"{name}-s{seed}"
     resume = resolve(out / "last") is not None
     res = train_translation(family, "mt-small", RECIPE + extra + tables.device_overrides()
                             + [f"seed={seed}", f"max_steps={steps}"], out=str(out), resume=resume)
@@ -54,8 +60,8 @@ def run_one(name: str, seed: int, steps: int) -> None:
         "test2016": res["test2016"]["bleu"], "test2017": res["test2017"]["bleu"],
         "signature": res["test2016"]["signature"], "beam": res["test2016"]["beam"],
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{name}-s{seed}.json").write_text(json.dumps(record, indent=2) + "\n")
+    results.mkdir(parents=True, exist_ok=True)
+    (results / f"{name}-s{seed}.json").write_text(json.dumps(record, indent=2) + "\n")
 
 
 def write_page(steps: int, seeds: list[int]) -> None:
