@@ -489,6 +489,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="invert greyscale (auto: when the picture's border is light, unlike Fashion-MNIST)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_classify)
+
+    from .bench.cli import add_parser as add_bench
+
+    add_bench(sub)
     return parser
 
 

@@ -156,3 +156,14 @@ def test_bf16_autocast_trains(tmp_path, pairs, tok):
     t = make_trainer(tmp_path, pairs, tok, max_steps=2, bf16=True)
     t.fit()
     assert t.step == 2 and all(torch.isfinite(p).all() for p in t.model.parameters())
+
+
+def test_compiled_layers_train_like_eager(tmp_path, pairs, tok):
+    """``compile=true`` (regional torch.compile) follows the eager run's losses."""
+    eager = make_trainer(tmp_path / "e", pairs, tok, max_steps=3, dropout=0.0)
+    eager.fit()
+    fast = make_trainer(tmp_path / "c", pairs, tok, max_steps=3, dropout=0.0, compile=True)
+    fast.fit()
+    for (name, a), b in zip(eager.model.state_dict().items(), fast.model.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-4, msg=name)
+    assert set(eager.model.state_dict()) == set(fast.model.state_dict())  # checkpoints keep their keys

@@ -40,6 +40,7 @@ class TrainConfig:
     find_unused_parameters: bool = False
     device: str = "auto"  # auto (a GPU when one is visible), cpu, cuda or cuda:N
     fsdp: bool = False  # under torchrun: shard parameters, gradients and optimizer state (FSDP2)
+    compile: bool = False  # regional torch.compile of the Transformer layers (loopformer.compile)
 
     def __post_init__(self) -> None:
         check_types(self, "training")

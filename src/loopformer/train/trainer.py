@@ -23,6 +23,7 @@ from ..device import resolve_device, to_device
 from ..errors import LoopformerError
 from .config import TrainConfig, lr_at
 from .distributed import all_sum, barrier, current, shard
+from .optim import build_optimizer
 from .state import optimizer_state_from_flat, read_training_state, resolve, restore_rng, write_checkpoint
 
 
@@ -69,18 +70,12 @@ class Trainer:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.net = DistributedDataParallel(model, device_ids=ids,
                                                find_unused_parameters=cfg.find_unused_parameters)
-        decay, no_decay = [], []
-        for name, p in model.named_parameters():
-            if not p.requires_grad:
-                continue
-            (decay if p.dim() >= 2 and not name.endswith(("_up", "_down")) else no_decay).append((name, p))
+        if cfg.compile:
+            from ..compile import compile_layers
+
+            compile_layers(model)  # after the FSDP shadow copy, which stays eager
         # parameter names in the optimizer's index order (FSDP checkpoints are keyed by name)
-        self.param_names = [n for n, _ in decay + no_decay]
-        self.opt = torch.optim.AdamW(
-            [{"params": [p for _, p in decay], "weight_decay": cfg.weight_decay},
-             {"params": [p for _, p in no_decay], "weight_decay": 0.0}],
-            lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=cfg.adam_eps,
-        )
+        self.opt, self.param_names = build_optimizer(model, cfg, sharded=self.fsdp)
         self.step = 0
         self.epoch = 0
         self.position = 0  # batches of the current epoch already consumed

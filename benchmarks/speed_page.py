@@ -1,0 +1,243 @@
+"""docs/results/speed.md: the speed targets, measured with ``loopformer bench``.
+
+Each job is one ``loopformer bench ... --json docs/results/speed/<job>.json`` command
+(printed on the page as it was run); finished jobs are kept, so the page can be
+completed across sittings and rewritten without re-timing (``--page-only``). Run on a
+quiet machine: the ratios are taken within one run, but other processes still add noise.
+
+    python benchmarks/speed_page.py            # every missing job, then the page
+    python benchmarks/speed_page.py --jobs lm-decode --force
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "docs" / "results" / "speed"
+PAGE = ROOT / "docs" / "results" / "speed.md"
+MT = ["--vocab-size", "8000", "--batch", "32", "--src-len", "32", "--tgt-len", "32"]
+JOBS: dict[str, list[str]] = {
+    "train-mt-base-bf16": ["ringformer-mt-base", "looped-mt-base", "vanilla-mt-base", "--precision", "bf16", *MT,
+                           "--workloads", "train", "--baseline", "looped-mt-base", "--repeats", "10"],
+    "train-mt-base-fp32": ["ringformer-mt-base", "looped-mt-base", "vanilla-mt-base", *MT,
+                           "--workloads", "train", "--baseline", "looped-mt-base", "--repeats", "6"],
+    "reference-mt-base": ["ringformer-mt-base:bf16", "ringformer-mt-base:bf16+compile", "torch-transformer:bf16",
+                          "torch-transformer:fp32", *MT, "--workloads", "train",
+                          "--baseline", "torch-transformer:bf16", "--repeats", "10"],
+    "decode-mt-base": ["ringformer-mt-base", *MT, "--workloads", "greedy,greedy-nocache,beam", "--repeats", "5",
+                       "--no-peak"],
+    "spiral-1024": ["spiral-lm-char", "looped-lm-char", "max_len=1024", "--context", "1024", "--batch", "8",
+                    "--workloads", "train,prefill", "--baseline", "looped-lm-char", "--repeats", "6", "--no-peak"],
+    "lm-decode": ["ringformer-lm-char", "spiral-lm-char", "looped-lm-char", "max_len=1024", "--batch", "1",
+                  "--prompt", "64", "--new-tokens", "64", "--positions", "64,512", "--workloads", "decode,core",
+                  "--baseline", "looped-lm-char", "--repeats", "5", "--no-peak"],
+}
+
+
+def command(job: str) -> str:
+    return " ".join(["loopformer", "bench", *JOBS[job], "--json", f"docs/results/speed/{job}.json"])
+
+
+def run_job(job: str) -> None:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    args = [sys.executable, "-m", "loopformer", "bench", *JOBS[job], "--json", str(RESULTS / f"{job}.json")]
+    print(f"== {job}: {command(job)}", flush=True)
+    subprocess.run(args, check=True, cwd=ROOT)
+
+
+def load(job: str) -> dict | None:
+    path = RESULTS / f"{job}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def rows(res: dict, workload: str) -> dict[str, dict]:
+    return {r["entry"]: r for r in res["rows"] if r["workload"] == workload}
+
+
+def paired(a: dict, b: dict) -> float:
+    """Median over rounds of a's time / b's time (the two were timed alternately)."""
+    return statistics.median(x / y for x, y in zip(a["seconds"], b["seconds"]))
+
+
+def verdict(ok: bool) -> str:
+    return "**holds**" if ok else "**does not hold**"
+
+
+def table(res: dict) -> str:
+    lines = ["| workload | model | median ms | min–max ms | per s | ratio | MFU | memory MiB |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in res["rows"]:
+        ratio = f"{r['ratio']:.3f}" if r["ratio"] is not None else ""
+        mfu = f"{r['mfu']:.1%}" if r["mfu"] is not None else ""
+        mem = f"{r['memory_mib']:,.0f}" if r["memory_mib"] is not None else ""
+        lines.append(f"| {r['workload']} | `{r['entry']}` | {r['median_s'] * 1e3:,.1f} | "
+                     f"{r['min_s'] * 1e3:,.1f}–{r['max_s'] * 1e3:,.1f} | {r['per_s']:,.0f} {r['unit']} | {ratio} | "
+                     f"{mfu} | {mem} |")
+    peaks = ", ".join(f"{k} {v / 1e9:,.0f} GFLOP/s" for k, v in res["peaks"].items())
+    foot = f"\n{res['device']}, {res['threads']} threads, torch {res['torch']}"
+    foot += f"; matmul peak measured in the same run: {peaks}." if peaks else "."
+    if res["baseline"]:
+        foot += f" Ratio: median over rounds of time / time of `{res['baseline']}` in the same round."
+    return "\n".join(lines) + foot + "\n"
+
+
+def section(job: str, title: str, body: list[str]) -> list[str]:
+    res = load(job)
+    out = [f"## {title}", ""]
+    if res is None:
+        return out + [f"Not measured yet: `{command(job)}`", ""]
+    return out + body + ["", "```", command(job), "```", "", table(res)]
+
+
+def write_page() -> None:
+    out = ["# Speed", "",
+           "Every figure below comes from `loopformer bench` (the command is under each table; the full JSON is "
+           "in `docs/results/speed/`). Models are timed alternately in one process and each ratio is the median "
+           "over rounds of the per-round ratio, so machine noise hits both sides alike; absolute figures vary "
+           "about ±10% between runs on these 2-core machines. Written by `benchmarks/speed_page.py`.", ""]
+    out += _training() + _reference() + _decoding() + _spiral() + _lm_decode()
+    out += _loss_curve()
+    PAGE.write_text("\n".join(out) + "\n")
+    print(f"wrote {PAGE}")
+
+
+def _training() -> list[str]:
+    body = []
+    for job, label in (("train-mt-base-bf16", "bf16 autocast"), ("train-mt-base-fp32", "fp32")):
+        res = load(job)
+        if res is None:
+            continue
+        t = rows(res, "train")
+        ring, loop, van = t["ringformer-mt-base"], t["looped-mt-base"], t["vanilla-mt-base"]
+        a, b = paired(ring, loop), paired(ring, van)
+        body.append(f"- {label}: RingFormer / plain looped **{a:.3f}** (target <= 1.10: {verdict(a <= 1.10)}); "
+                    f"RingFormer / vanilla **{b:.3f}** (target <= 1.15: {verdict(b <= 1.15)}).")
+    intro = ["A training step (forward, backward, AdamW) of `ringformer-mt-base` (d 512, 6+6 levels, r 32) "
+             "against the plain looped model and the vanilla Transformer of the same depth and width, vocabulary "
+             "8,000, batch 32 × 32 tokens.", ""]
+    out = section("train-mt-base-bf16", "1. RingFormer's training step against its baselines", intro + body)
+    fp32 = load("train-mt-base-fp32")
+    if fp32 is not None:
+        out += ["```", command("train-mt-base-fp32"), "```", "", table(fp32)]
+    return out
+
+
+def _reference() -> list[str]:
+    res = load("reference-mt-base")
+    body = ["`ringformer-mt-base` in bf16 autocast (fp32 master weights) against a `torch.nn.Transformer` of the "
+            "same size written the usual way (embeddings, sinusoid, `nn.Transformer`, output layer; the library's "
+            "AdamW), in bf16 autocast and in fp32; vocabulary 8,000, batch 32 × 32.", ""]
+    if res is not None:
+        t = rows(res, "train")
+        ref = t["torch-transformer:bf16"]
+        for name in ("ringformer-mt-base:bf16", "ringformer-mt-base:bf16+compile"):
+            speed = 1.0 / paired(t[name], ref)
+            body.append(f"- `{name}`: **{speed:.2f}×** the target tokens/s of `torch-transformer:bf16` "
+                        f"({t[name]['per_s']:,.0f} against {ref['per_s']:,.0f}; target >= 1.2×: "
+                        f"{verdict(speed >= 1.2)}), MFU {t[name]['mfu']:.1%} of the measured bf16 matmul peak.")
+    return section("reference-mt-base", "2. Against `torch.nn.Transformer`", body)
+
+
+def _decoding() -> list[str]:
+    res = load("decode-mt-base")
+    body = ["`ringformer-mt-base` (fp32, vocabulary 8,000): batch 32, 32 source tokens, 32 new tokens (no early "
+            "stop). `greedy-nocache` re-runs the decoder over the whole prefix at every step (encoder once); "
+            "`greedy` and `beam4` use the (level, layer) KV cache.", ""]
+    if res is not None:
+        g = rows(res, "greedy")["ringformer-mt-base"]
+        n = rows(res, "greedy-nocache")["ringformer-mt-base"]
+        b = rows(res, "beam4")["ringformer-mt-base"]
+        speedup = paired(n, g)
+        beam = paired(b, g)
+        body += [f"- cached greedy is **{speedup:.1f}×** faster than re-running the decoder (target >= 10×: "
+                 f"{verdict(speedup >= 10)});",
+                 f"- beam 4 takes **{beam:.2f}×** the greedy time (target <= 5×: {verdict(beam <= 5)})."]
+    return section("decode-mt-base", "3. Cached decoding", body)
+
+
+def _spiral() -> list[str]:
+    res = load("spiral-1024")
+    body = ["SpiralFormer {4,2,1} against the full-resolution looped model of the same parameters "
+            "(`*-lm-char`, d 128), context 1,024, batch 8. The analytic ratio is "
+            "`loopformer flops` (forward FLOPs, LM head included).", ""]
+    if res is not None:
+        from loopformer.analysis.flops import lm_flops
+        from loopformer.registry import get_config
+
+        def total(name: str) -> float:
+            f = lm_flops(get_config(name, max_len=1024), 1024)
+            return f.layers + f.signals + f.state + f.head
+
+        analytic = total("spiral-lm-char") / total("looped-lm-char")
+        limit = analytic / 0.8
+        for workload in ("train", "prefill"):
+            t = rows(res, workload)
+            r = paired(t["spiral-lm-char"], t["looped-lm-char"])
+            body.append(f"- {workload}: measured time ratio **{r:.3f}** against the analytic FLOP ratio "
+                        f"{analytic:.3f} (target: <= {limit:.3f}, i.e. at least 80% of the analytic saving "
+                        f"realised: {verdict(r <= limit)}).")
+    return section("spiral-1024", "4. SpiralFormer at context 1,024", body)
+
+
+def _lm_decode() -> list[str]:
+    res = load("lm-decode")
+    body = ["Batch 1, cached decoding. `decode@P`: 16 one-token steps starting at position P (the cache is "
+            "filled to P first, untimed). `core`: the time spent inside the shared core layers while generating "
+            "64 tokens after a 64-token prompt.", ""]
+    if res is not None:
+        d64, d512 = rows(res, "decode@64"), rows(res, "decode@512")
+        ring = "ringformer-lm-char"
+        flat = d512[ring]["median_s"] / d64[ring]["median_s"]
+        body.append(f"- `{ring}` (6 core levels): per-token time at position 512 / at 64 = **{flat:.2f}** "
+                    f"(target within 1.5×: {verdict(flat <= 1.5)}).")
+        core = rows(res, "core")
+        from loopformer.registry import get_config
+
+        cfg = get_config("spiral-lm-char")
+        schedule = list(cfg.schedule)
+        expect = sum(1 / g for g in schedule) / len(schedule)
+        measured = paired(core["spiral-lm-char"], core["looped-lm-char"])
+        calls = core["spiral-lm-char"]["calls_per_token"] / core["looped-lm-char"]["calls_per_token"]
+        err = abs(measured - expect) / expect
+        body.append(f"- SpiralFormer's amortised core time per token / the loop's: **{measured:.3f}**; analytic "
+                    f"Σ 1/g_t / N_loop = {expect:.3f} for schedule {{{','.join(map(str, schedule))}}} "
+                    f"(core applications counted: {calls:.3f}); off by {err:.0%} (target within 20%: "
+                    f"{verdict(err <= 0.2)}).")
+    return section("lm-decode", "5. Causal-LM decoding", body)
+
+
+def _loss_curve() -> list[str]:
+    path = RESULTS / "loss_curve.json"
+    out = ["## bf16 autocast keeps the fp32 loss curve", ""]
+    if not path.exists():
+        return out + ["Not measured yet: `python benchmarks/bf16_loss_curve.py`.", ""]
+    rec = json.loads(path.read_text())
+    out += [rec["summary"], "", "```", rec["command"], "```", "", "![loss curves](speed/loss_curve.png)", ""]
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--jobs", default="all", help=f"comma-separated from {', '.join(JOBS)}")
+    ap.add_argument("--force", action="store_true", help="re-time jobs that already have a JSON")
+    ap.add_argument("--page-only", action="store_true")
+    args = ap.parse_args()
+    jobs = list(JOBS) if args.jobs == "all" else args.jobs.split(",")
+    unknown = [j for j in jobs if j not in JOBS]
+    if unknown:
+        raise SystemExit(f"unknown jobs {', '.join(unknown)}; choose from {', '.join(JOBS)}")
+    if not args.page_only:
+        for job in jobs:
+            if args.force or load(job) is None:
+                run_job(job)
+    write_page()
+
+
+if __name__ == "__main__":
+    main()

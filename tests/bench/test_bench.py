@@ -1,0 +1,78 @@
+import json
+
+import pytest
+import torch
+
+from loopformer.bench.entries import split_name
+from loopformer.bench.workloads import greedy_uncached
+from loopformer.cli import main
+from loopformer.generate import greedy_search
+from loopformer.registry import create_model
+
+TINY = ["d_model=32", "n_heads=2", "d_ff=64", "n_layers=2"]
+FAST = ["--repeats", "2", "--warmup", "0", "--batch", "2"]
+
+
+def test_seq2seq_bench_writes_json_with_ratios_flops_and_mfu(tmp_path, capsys):
+    out = tmp_path / "b.json"
+    code = main(["bench", "ringformer-mt-small", "vanilla-mt-small:bf16", "torch-transformer:bf16", *TINY,
+                 "signal_rank=4", "--vocab-size", "50", "--src-len", "6", "--tgt-len", "5", *FAST,
+                 "--workloads", "train,encode,greedy,greedy-nocache,beam", "--baseline", "vanilla-mt-small:bf16",
+                 "--json", str(out)])
+    assert code == 0
+    text = capsys.readouterr().out
+    assert "matmul peak" in text and "torch-transformer:bf16" in text
+    res = json.loads(out.read_text())
+    assert res["peaks"]["fp32"] > 0 and res["peaks"]["bf16"] > 0
+    rows = {(r["workload"], r["entry"]): r for r in res["rows"]}
+    assert rows[("train", "vanilla-mt-small:bf16")]["ratio"] == 1.0
+    train = rows[("train", "ringformer-mt-small")]
+    assert train["units"] == 2 * 5 and len(train["seconds"]) == 2
+    assert train["flops"] > 0 and 0 < train["mfu"] < 1.5
+    assert train["memory_mib"] > 0
+    # the reference only trains; decoding workloads are the library's
+    assert ("train", "torch-transformer:bf16") in rows and ("greedy", "torch-transformer:bf16") not in rows
+    assert {w for w, e in rows if e == "ringformer-mt-small"} == {"train", "encode", "greedy", "greedy-nocache",
+                                                                   "beam4"}
+
+
+def test_decoder_bench_decode_positions_and_core(tmp_path, capsys):
+    out = tmp_path / "lm.json"
+    assert main(["bench", "spiral-lm-char", "looped-lm-char", "d_model=32", "n_heads=2", "d_ff=64", "max_len=96",
+                 *FAST, "--no-peak", "--context", "32", "--prompt", "8", "--new-tokens", "8", "--positions", "8,64",
+                 "--workloads", "train,prefill,generate,decode,core", "--json", str(out)]) == 0
+    rows = {(r["workload"], r["entry"]): r for r in json.loads(out.read_text())["rows"]}
+    assert ("decode@8", "looped-lm-char") in rows and ("decode@64", "spiral-lm-char") in rows
+    # the loop runs its 2-layer core 3 times per token; SpiralFormer {4,2,1} on average 2 * (1/4 + 1/2 + 1)
+    assert rows[("core", "looped-lm-char")]["calls_per_token"] == pytest.approx(6.0)
+    assert rows[("core", "spiral-lm-char")]["calls_per_token"] == pytest.approx(3.5, abs=0.5)
+
+
+def test_uncached_greedy_equals_cached_greedy():
+    torch.manual_seed(0)
+    model = create_model("ringformer-mt-small", vocab_size=40, d_model=32, n_heads=2, d_ff=64, signal_rank=4).eval()
+    src = torch.randint(2, 40, (3, 7))
+    cached = greedy_search(model, src, 1, -1, 6)
+    assert greedy_uncached(model, src, 1, 6).tolist() == cached.tokens
+
+
+@pytest.mark.parametrize("args, message", [
+    (["nope-mt"], "unknown"),
+    (["ringformer-mt-small:fp8"], "unknown precision"),
+    (["torch-transformer"], "sized after an encoder-decoder preset"),
+    (["ringformer-mt-small", "looped-lm-char"], "mix tasks"),
+    (["looped-lm-char", "--workloads", "beam"], "no workload 'beam'"),
+    (["looped-lm-char", "--baseline", "x"], "baseline 'x'"),
+    (["looped-lm-char", "--positions", "a"], "--positions"),
+    (["vanilla-lm-char", "--workloads", "core"], "no shared core"),
+])
+def test_bad_arguments_give_one_line_errors(args, message, capsys):
+    assert main(["bench", *args, "d_model=32", "n_heads=2", "d_ff=64", "--no-peak", "--repeats", "1",
+                 "--warmup", "0", "--batch", "1", "--context", "8", "--prompt", "4", "--new-tokens", "2"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("loopformer: error:") and message in err and "\n" not in err
+
+
+def test_split_name():
+    assert split_name("ringformer-mt-base:bf16+compile", "fp32") == ("ringformer-mt-base", "bf16", True)
+    assert split_name("vit-tiny", "bf16") == ("vit-tiny", "bf16", False)
