@@ -20,6 +20,7 @@ from pathlib import Path
 
 import tables
 import translation_table
+import vision_table
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "docs" / "results" / "ablations"
@@ -35,13 +36,20 @@ VARIANTS = {
     "shared-norms": ("one set of LayerNorms for all levels", ["shared_level_norms=true"]),
 }
 RANKS = {f"rank-d{k}": (f"rank d/{k} = {256 // k}", [f"signal_rank_divisor={k}"]) for k in (64, 32, 8, 4)}
-MODELS = {**VARIANTS, **RANKS}
+# the main variants again as ringformer-vit-tiny on Fashion-MNIST, with the vision page's
+# recipe and budget (VISION_STEPS; --steps sets the translation rows' budget)
+VISION = {f"vit-{name}": (what, extra) for name, (what, extra) in VARIANTS.items()}
+VISION_STEPS = 4300
+MODELS = {**VARIANTS, **RANKS, **VISION}
 
 
 def run_one(name: str, seed: int, steps: int) -> None:
     _, extra = MODELS[name]
-    translation_table.train_and_record("ringformer", extra, ROOT / "runs" / "ablation" / f"{name}-s{seed}",
-                                       RESULTS, name, seed, steps)
+    out = ROOT / "runs" / "ablation" / f"{name}-s{seed}"
+    if name in VISION:
+        vision_table.train_and_record("ringformer", "vit-tiny", extra, out, RESULTS, name, seed, VISION_STEPS)
+        return
+    translation_table.train_and_record("ringformer", extra, out, RESULTS, name, seed, steps)
 
 
 def _load(folder: Path) -> list[dict]:
@@ -93,13 +101,20 @@ def write_page(steps: int, seeds: list[int]) -> None:
     reference = _load(translation_table.RESULTS)
     rows = []
     default = [r for r in reference if r["name"] == "ringformer"]
-    for name, (what, _) in {"ringformer": ("default RingFormer (translation table)", []), **MODELS}.items():
+    vision_default = [r for r in _load(vision_table.DOCS / "vision") if r["name"] == "ringformer"]
+    for name, (what, _) in {"ringformer": ("default RingFormer (translation and vision tables)", []),
+                            **VARIANTS, **RANKS}.items():
         rs = default if name == "ringformer" else [r for r in records if r["name"] == name]
+        vs = vision_default if name == "ringformer" else [r for r in records if r["name"] == f"vit-{name}"]
+        vision = (f"{tables.spread([r['test_accuracy'] for r in vs])} ({vs[0]['non_embedding']:,})" if vs
+                  else ("–" if name in VARIANTS or name == "ringformer" else ""))
+        done = f"{len(rs)} of {len(seeds)}" + (f"; vision {len(vs)} of {len(seeds)}" if f"vit-{name}" in VISION
+                                                else "")
         if not rs:
-            rows.append(f"| {name} | {what} | – | – | – | 0 of {len(seeds)} |")
+            rows.append(f"| {name} | {what} | – | – | – | {vision} | {done} |")
             continue
         rows.append(f"| {name} | {what} | {rs[0]['non_embedding']:,} | {tables.spread([r['test2016'] for r in rs])} | "
-                    f"{tables.spread([r['test2017'] for r in rs])} | {len(rs)} of {len(seeds)} |")
+                    f"{tables.spread([r['test2017'] for r in rs])} | {vision} | {done} |")
     refs = []
     for name in ("vanilla", "vanilla-matched", "universal", "looped"):
         rs = [r for r in reference if r["name"] == name]
@@ -110,7 +125,11 @@ def write_page(steps: int, seeds: list[int]) -> None:
               else "\n(The rank-sweep figure appears once two ranks have runs.)\n")
     detail = "\n".join(
         f"| {r['name']} | {r['seed']} | {r['steps']} | {r['train_seconds'] / 60:.1f} | {r.get('device', '?')} | "
-        f"{r['best_val_bleu']:.2f} | {r['test2016']:.2f} | {r['test2017']:.2f} |" for r in records)
+        f"{r['best_val_bleu']:.2f} | {r['test2016']:.2f} | {r['test2017']:.2f} |" for r in records
+        if r["name"] not in VISION)
+    vision_detail = "\n".join(
+        f"| {r['name']} | {r['seed']} | {r['steps']} | {r['train_seconds'] / 60:.1f} | {r.get('device', '?')} | "
+        f"{r['best_val_accuracy']:.2f} | {r['test_accuracy']:.2f} |" for r in records if r["name"] in VISION)
     PAGE.parent.mkdir(parents=True, exist_ok=True)
     PAGE.write_text(f"""# RingFormer ablations and rank sweep (Multi30k De→En)
 
@@ -120,10 +139,13 @@ run is one JSON in `docs/results/ablations/`). Every row is `ringformer-mt-small
 recipe and budget of [translation.md](translation.md): {steps:,} steps of ~2,048-token
 batches, AdamW lr 1e-3, inverse-square-root decay after 150 warmup steps, best validation
 checkpoint scored with beam 4. The default row and the reference models are that page's
-runs. Spread is half the range over seeds.
+runs. The Fashion-MNIST column trains the main variants as `ringformer-vit-tiny` (d 192,
+6 levels, rank 12) with the recipe and budget of [vision.md](vision.md) ({VISION_STEPS:,} steps of
+256 images, no augmentation); its default row is that page's. Spread is half the range
+over seeds.
 
-| row | variant | non-embedding | test2016 BLEU | test2017 BLEU | seeds done |
-|---|---|---|---|---|---|
+| row | variant | non-embedding | test2016 BLEU | test2017 BLEU | Fashion-MNIST test % (non-embedding) | seeds done |
+|---|---|---|---|---|---|---|
 {chr(10).join(rows)}
 
 Reference models (translation table):
@@ -139,6 +161,10 @@ Reference models (translation table):
 | row | seed | steps | train minutes | device | best val BLEU | test2016 | test2017 |
 |---|---|---|---|---|---|---|---|
 {detail}
+
+| vision row | seed | steps | train minutes | device | best val accuracy | test accuracy |
+|---|---|---|---|---|---|---|
+{vision_detail}
 """)
 
 

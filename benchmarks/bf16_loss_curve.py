@@ -47,7 +47,12 @@ def train(name: str, steps: int, extra: list[str]) -> list[tuple[int, float]]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--steps", type=int, default=300)
+    ap.add_argument("--threads", type=int, default=None, help="CPU threads per run (the curve does not depend on it)")
     args = ap.parse_args()
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     curves = {
         "fp32 seed 0": train("fp32-s0", args.steps, ["seed=0", "bf16=false"]),
         "bf16 seed 0": train("bf16-s0", args.steps, ["seed=0", "bf16=true"]),

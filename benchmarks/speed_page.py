@@ -30,7 +30,8 @@ JOBS: dict[str, list[str]] = {
     "reference-mt-base": ["ringformer-mt-base:bf16", "ringformer-mt-base:bf16+compile", "torch-transformer:bf16",
                           "torch-transformer:fp32", *MT, "--workloads", "train",
                           "--baseline", "torch-transformer:bf16", "--repeats", "10"],
-    "decode-mt-base": ["ringformer-mt-base", *MT, "--workloads", "greedy,greedy-nocache,beam", "--repeats", "5",
+    "decode-mt-base": ["ringformer-mt-base", *MT, "--workloads", "greedy,greedy-nocache,greedy-rerun,beam",
+                       "--repeats", "5",
                        "--no-peak"],
     "spiral-1024": ["spiral-lm-char", "looped-lm-char", "max_len=1024", "--context", "1024", "--batch", "8",
                     "--workloads", "train,prefill", "--baseline", "looped-lm-char", "--repeats", "6", "--no-peak"],
@@ -147,16 +148,18 @@ def _reference() -> list[str]:
 def _decoding() -> list[str]:
     res = load("decode-mt-base")
     body = ["`ringformer-mt-base` (fp32, vocabulary 8,000): batch 32, 32 source tokens, 32 new tokens (no early "
-            "stop). `greedy-nocache` re-runs the decoder over the whole prefix at every step (encoder once); "
+            "stop). `greedy-nocache` re-runs the decoder over the whole prefix at every step (encoder once), "
+            "`greedy-rerun` the whole model (as decoding without a cache is usually written); "
             "`greedy` and `beam4` use the (level, layer) KV cache.", ""]
     if res is not None:
         g = rows(res, "greedy")["ringformer-mt-base"]
         n = rows(res, "greedy-nocache")["ringformer-mt-base"]
         b = rows(res, "beam4")["ringformer-mt-base"]
+        rerun = rows(res, "greedy-rerun")["ringformer-mt-base"]
         speedup = paired(n, g)
         beam = paired(b, g)
         body += [f"- cached greedy is **{speedup:.1f}×** faster than re-running the decoder (target >= 10×: "
-                 f"{verdict(speedup >= 10)});",
+                 f"{verdict(speedup >= 10)}), and {paired(rerun, g):.1f}× faster than re-running the whole model;",
                  f"- beam 4 takes **{beam:.2f}×** the greedy time (target <= 5×: {verdict(beam <= 5)})."]
     return section("decode-mt-base", "3. Cached decoding", body)
 
@@ -175,13 +178,14 @@ def _spiral() -> list[str]:
             return f.layers + f.signals + f.state + f.head
 
         analytic = total("spiral-lm-char") / total("looped-lm-char")
-        limit = analytic / 0.8
+        limit = 0.2 + 0.8 * analytic  # measured saving (1 - time ratio) >= 80% of the analytic one
         for workload in ("train", "prefill"):
             t = rows(res, workload)
             r = paired(t["spiral-lm-char"], t["looped-lm-char"])
+            realised = (1 - r) / (1 - analytic)
             body.append(f"- {workload}: measured time ratio **{r:.3f}** against the analytic FLOP ratio "
-                        f"{analytic:.3f} (target: <= {limit:.3f}, i.e. at least 80% of the analytic saving "
-                        f"realised: {verdict(r <= limit)}).")
+                        f"{analytic:.3f}: {realised:.0%} of the analytic saving realised (target >= 80%, "
+                        f"i.e. time ratio <= {limit:.3f}: {verdict(r <= limit)}).")
     return section("spiral-1024", "4. SpiralFormer at context 1,024", body)
 
 

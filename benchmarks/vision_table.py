@@ -56,19 +56,27 @@ def page_path() -> Path:
 
 
 def run_one(name: str, seed: int, steps: int) -> None:
+    family, preset = MODELS[name]
+    out = ROOT / "runs" / f"vision-table-{RECIPE_NAME}" / f"{name}-s{seed}"
+    train_and_record(family, preset, [], out, results_dir(), name, seed, steps)
+
+
+def train_and_record(family: str, preset: str, extra: list[str], out: Path, results: Path, name: str, seed: int,
+                     steps: int) -> None:
+    """Train (or resume) one run with the current recipe plus ``extra`` and write its JSON
+    record (shared with the ablation sweep)."""
     from loopformer.tasks.vision_run import train_vision
     from loopformer.train.state import resolve
 
-    family, preset = MODELS[name]
-    out = ROOT / "runs" / f"vision-table-{RECIPE_NAME}" / f"{name}-s{seed}"
     resume = resolve(out / "last") is not None
     recipe = RECIPES[RECIPE_NAME][0]
-    res = train_vision(family, preset, recipe + tables.device_overrides() + [f"seed={seed}", f"max_steps={steps}"],
+    res = train_vision(family, preset,
+                       recipe + extra + tables.device_overrides() + [f"seed={seed}", f"max_steps={steps}"],
                        out=str(out), resume=resume)
     test = res["test"]
     record = {
         **tables.run_context(),
-        "name": name, "model": res["model"], "seed": seed, "steps": res["train"]["step"],
+        "name": name, "model": res["model"], "seed": seed, "steps": res["train"]["step"], "overrides": extra,
         "non_embedding": res["parameters"]["non_embedding"], "total": res["parameters"]["total"],
         "train_seconds": res["train"]["train_seconds"], "images_seen": res["train"]["tokens_seen"],
         "train_images_per_s": res["train"]["tokens_seen"] / max(res["train"]["train_seconds"], 1e-9),
@@ -76,8 +84,8 @@ def run_one(name: str, seed: int, steps: int) -> None:
         "best_val_accuracy": res["train"]["best_score"], "test_accuracy": test["accuracy"],
         "per_class": test["per_class"], "confusion": test["confusion"],
     }
-    results_dir().mkdir(parents=True, exist_ok=True)
-    (results_dir() / f"{name}-s{seed}.json").write_text(json.dumps(record, indent=1) + "\n")
+    results.mkdir(parents=True, exist_ok=True)
+    (results / f"{name}-s{seed}.json").write_text(json.dumps(record, indent=1) + "\n")
 
 
 def write_page(steps: int, seeds: list[int]) -> None:

@@ -17,7 +17,8 @@ def test_seq2seq_bench_writes_json_with_ratios_flops_and_mfu(tmp_path, capsys):
     out = tmp_path / "b.json"
     code = main(["bench", "ringformer-mt-small", "vanilla-mt-small:bf16", "torch-transformer:bf16", *TINY,
                  "signal_rank=4", "--vocab-size", "50", "--src-len", "6", "--tgt-len", "5", *FAST,
-                 "--workloads", "train,encode,greedy,greedy-nocache,beam", "--baseline", "vanilla-mt-small:bf16",
+                 "--workloads", "train,encode,greedy,greedy-nocache,greedy-rerun,beam",
+                 "--baseline", "vanilla-mt-small:bf16",
                  "--json", str(out)])
     assert code == 0
     text = capsys.readouterr().out
@@ -33,7 +34,7 @@ def test_seq2seq_bench_writes_json_with_ratios_flops_and_mfu(tmp_path, capsys):
     # the reference only trains; decoding workloads are the library's
     assert ("train", "torch-transformer:bf16") in rows and ("greedy", "torch-transformer:bf16") not in rows
     assert {w for w, e in rows if e == "ringformer-mt-small"} == {"train", "encode", "greedy", "greedy-nocache",
-                                                                   "beam4"}
+                                                                   "greedy-rerun", "beam4"}
 
 
 def test_decoder_bench_decode_positions_and_core(tmp_path, capsys):
@@ -54,6 +55,7 @@ def test_uncached_greedy_equals_cached_greedy():
     src = torch.randint(2, 40, (3, 7))
     cached = greedy_search(model, src, 1, -1, 6)
     assert greedy_uncached(model, src, 1, 6).tolist() == cached.tokens
+    assert greedy_uncached(model, src, 1, 6, rerun_encoder=True).tolist() == cached.tokens
 
 
 @pytest.mark.parametrize("args, message", [

@@ -130,3 +130,21 @@ def test_dynamic_subset_adds_only_selected_kinds():
     assert torch.equal(q, proj[:, :8]) and torch.equal(v, proj[:, 16:])
     expected = proj[:, 8:16] + (x @ sig.qkv_down[0, 0].T) @ sig.qkv_up[0, 0]
     torch.testing.assert_close(k, expected)
+
+
+def test_kv_cache_grows_in_place_and_reorders_like_concatenation():
+    torch.manual_seed(0)
+    cache, ref = KVCache(), []
+    for step in range(40):  # crosses the initial room of 16 twice
+        k = torch.randn(3, 2, 1 if step else 5, 4)
+        full_k, full_v = cache.append("self", k, -k)
+        ref.append(k)
+        assert torch.equal(full_k, torch.cat(ref, 2)) and torch.equal(full_v, -torch.cat(ref, 2))
+        if step == 20:
+            index = torch.tensor([2, 0, 0])
+            cache.reorder(index)
+            ref = [r.index_select(0, index) for r in ref]
+    base = cache.get("self")[0].untyped_storage().data_ptr()
+    cache.append("self", torch.randn(3, 2, 1, 4), torch.randn(3, 2, 1, 4))
+    assert cache.get("self")[0].untyped_storage().data_ptr() == base  # no copy while there is room
+    assert cache.get("self")[0].shape[2] == sum(r.shape[2] for r in ref) + 1

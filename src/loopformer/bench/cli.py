@@ -19,7 +19,7 @@ def add_parser(sub) -> None:
     )
     p.add_argument("models", nargs="+", help="entries to time, and key=value config overrides")
     p.add_argument("--workloads", default=None,
-                   help="comma-separated; seq2seq: train,encode,greedy,greedy-nocache,beam; "
+                   help="comma-separated; seq2seq: train,encode,greedy,greedy-nocache,greedy-rerun,beam; "
                         "decoder: train,prefill,generate,decode,core; vit: train,infer (default: the common ones)")
     p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"], help="default precision of entries")
     p.add_argument("--baseline", default=None, help="entry that ratios are taken against")

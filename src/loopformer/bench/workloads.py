@@ -26,7 +26,7 @@ BOS = 1
 NEVER = -1  # an end-of-sequence id no model emits: decoding runs the full length
 
 WORKLOADS = {
-    "seq2seq": ("train", "encode", "greedy", "greedy-nocache", "beam"),
+    "seq2seq": ("train", "encode", "greedy", "greedy-nocache", "greedy-rerun", "beam"),
     "decoder": ("train", "prefill", "generate", "decode", "core"),
     "vit": ("train", "infer"),
 }
@@ -78,7 +78,8 @@ def make_workload(name: str, entry: Entry, shape: Shape, device: torch.device) -
     if base == "decode":
         position = int(name.split("@")[1]) if "@" in name else shape.positions[0]
         return _decode_at(entry, shape, device, position)
-    factory = {"encode": _encode, "greedy": _greedy, "greedy-nocache": _greedy_nocache, "beam": _beam,
+    factory = {"encode": _encode, "greedy": _greedy, "greedy-nocache": _greedy_nocache,
+               "greedy-rerun": _greedy_rerun, "beam": _beam,
                "prefill": _prefill, "generate": _generate, "core": _core, "infer": _infer}[base]
     return factory(entry, shape, device)
 
@@ -128,11 +129,14 @@ def _train(entry: Entry, shape: Shape, device: torch.device) -> Workload:
 
     from torch.utils.flop_counter import FlopCounterMode
 
-    with FlopCounterMode(display=False) as counter:
-        loss_fn().backward()
-    opt.zero_grad(set_to_none=True)
-    flops = float(counter.get_total_flops())
-    memory = _train_memory(model, loss_fn, opt) if device.type == "cpu" else None
+    # counted on the eager forward: the counting and the saved-tensor hooks are Python
+    # callbacks that compiled code would trace (and recompile for)
+    with torch.compiler.set_stance("force_eager"):
+        with FlopCounterMode(display=False) as counter:
+            loss_fn().backward()
+        opt.zero_grad(set_to_none=True)
+        flops = float(counter.get_total_flops())
+        memory = _train_memory(model, loss_fn, opt) if device.type == "cpu" else None
     return Workload("train", unit, units, run, flops=flops, memory_bytes=memory)
 
 
@@ -207,12 +211,15 @@ def _beam(entry: Entry, shape: Shape, device: torch.device) -> Workload:
 
 
 @torch.no_grad()
-def greedy_uncached(model, src: Tensor, bos: int, steps: int) -> Tensor:
+def greedy_uncached(model, src: Tensor, bos: int, steps: int, rerun_encoder: bool = False) -> Tensor:
     """Greedy decoding without a cache: the decoder re-runs over the whole prefix at every
-    step (the encoder runs once). The baseline that the cached search is compared with."""
+    step (the encoder runs once, or, with ``rerun_encoder``, the whole model runs every
+    step). The baselines that the cached search is compared with."""
     memory, mem_pad = model.encode(src)
     out = torch.full((src.shape[0], 1), bos, dtype=torch.long, device=src.device)
     for _ in range(steps):
+        if rerun_encoder:
+            memory, mem_pad = model.encode(src)
         logits = model.decode(out, memory, mem_pad)[:, -1]
         out = torch.cat([out, logits.argmax(-1, keepdim=True)], dim=1)
     return out[:, 1:]
@@ -224,6 +231,13 @@ def _greedy_nocache(entry: Entry, shape: Shape, device: torch.device) -> Workloa
     body = lambda: greedy_uncached(entry.model, src, BOS, shape.tgt_len)  # noqa: E731
     return Workload("greedy-nocache", "new tokens", shape.batch * shape.tgt_len,
                     _timed_inference(entry, device, body))
+
+
+def _greedy_rerun(entry: Entry, shape: Shape, device: torch.device) -> Workload:
+    _library_only(entry, "greedy-rerun")
+    src = _src(entry, shape, device)
+    body = lambda: greedy_uncached(entry.model, src, BOS, shape.tgt_len, rerun_encoder=True)  # noqa: E731
+    return Workload("greedy-rerun", "new tokens", shape.batch * shape.tgt_len, _timed_inference(entry, device, body))
 
 
 def _prefill(entry: Entry, shape: Shape, device: torch.device) -> Workload:
