@@ -10,8 +10,9 @@ from .config import TrainConfig
 
 
 def decay_groups(model: nn.Module) -> tuple[list[tuple[str, nn.Parameter]], list[tuple[str, nn.Parameter]]]:
-    """(decayed, not decayed) named parameters: matrices decay; biases, norms, embeddings'
-    peers and the low-rank signal factors (``*_up``/``*_down``, tiny and level-specific) do not."""
+    """(decayed, not decayed) named parameters: matrices (embeddings included) decay;
+    vectors (biases, norms) and the low-rank signal factors (``*_up``/``*_down``, small and
+    level-specific) do not."""
     decay, no_decay = [], []
     for name, p in model.named_parameters():
         if not p.requires_grad:
