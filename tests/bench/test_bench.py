@@ -78,3 +78,12 @@ def test_bad_arguments_give_one_line_errors(args, message, capsys):
 def test_split_name():
     assert split_name("ringformer-mt-base:bf16+compile", "fp32") == ("ringformer-mt-base", "bf16", True)
     assert split_name("vit-tiny", "bf16") == ("vit-tiny", "bf16", False)
+
+
+def test_vision_bench_counts_images(tmp_path):
+    out = tmp_path / "vit.json"
+    assert main(["bench", "ringformer-vit-tiny", "vit-tiny", "d_model=32", "n_heads=2", "d_ff=64", "signal_rank=4",
+                 *FAST, "--no-peak", "--baseline", "vit-tiny", "--json", str(out)]) == 0
+    rows = {(r["workload"], r["entry"]): r for r in json.loads(out.read_text())["rows"]}
+    assert set(rows) == {(w, e) for w in ("train", "infer") for e in ("ringformer-vit-tiny", "vit-tiny")}
+    assert rows[("infer", "vit-tiny")]["unit"] == "images" and rows[("infer", "vit-tiny")]["units"] == 2
