@@ -96,6 +96,33 @@ def _figure(records: list[dict], reference: list[dict]) -> bool:
     return True
 
 
+def reading(records: list[dict], default: list[dict], key: str, unit: str, names: dict) -> list[str]:
+    """One sentence per variant with runs: its difference from the default RingFormer and
+    whether that difference is larger than the two rows' seed spreads together (the only
+    noise estimate two seeds give); one seed is said to be one seed."""
+    import statistics
+
+    if not default:
+        return []
+    base = [r[key] for r in default]
+    base_mean, base_half = statistics.mean(base), (max(base) - min(base)) / 2
+    out = []
+    for name, label in names.items():
+        values = [r[key] for r in records if r["name"] == name]
+        if not values:
+            continue
+        diff = statistics.mean(values) - base_mean
+        half = (max(values) - min(values)) / 2
+        if len(values) < 2:
+            verdict = "one seed so far, so no spread of its own to compare with"
+        elif abs(diff) > base_half + half:
+            verdict = "larger than the two rows' seed spreads together"
+        else:
+            verdict = "within the two rows' seed spreads, so not a measured difference"
+        out.append(f"- {label}: {diff:+.2f} {unit} against the default ({verdict}).")
+    return out
+
+
 def write_page(steps: int, seeds: list[int]) -> None:
     records = _load(RESULTS)
     reference = _load(translation_table.RESULTS)
@@ -121,6 +148,12 @@ def write_page(steps: int, seeds: list[int]) -> None:
         if rs:
             refs.append(f"| {name} | {rs[0]['non_embedding']:,} | {tables.spread([r['test2016'] for r in rs])} | "
                         f"{tables.spread([r['test2017'] for r in rs])} | {len(rs)} |")
+    labels = {name: f"`{name}` ({what})" for name, (what, _) in {**VARIANTS, **RANKS}.items()}
+    readings = reading(records, default, "test2016", "test2016 BLEU", labels)
+    readings += reading(records, vision_default, "test_accuracy", "Fashion-MNIST points",
+                        {f"vit-{n}": f"`{n}` on Fashion-MNIST" for n in VARIANTS})
+    what_it_says = ("What the measured rows say so far (computed from the JSONs when the page is written):\n\n"
+                    + "\n".join(readings) + "\n") if readings else ""
     figure = ("\n![BLEU against parameters](ablations/rank-sweep.png)\n" if _figure(records, reference)
               else "\n(The rank-sweep figure appears once two ranks have runs.)\n")
     detail = "\n".join(
@@ -148,6 +181,7 @@ over seeds.
 |---|---|---|---|---|---|---|
 {chr(10).join(rows)}
 
+{what_it_says}
 Reference models (translation table):
 
 | model | non-embedding | test2016 BLEU | test2017 BLEU | seeds |
