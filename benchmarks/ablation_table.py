@@ -10,6 +10,7 @@ runs are one JSON each in ``docs/results/ablations/``; an interrupted run resume
     LOOPFORMER_DATA_MIRROR=../shared/data python benchmarks/ablation_table.py
     python benchmarks/ablation_table.py --models rank-d64 --seeds 0
     python benchmarks/ablation_table.py --page-only
+    python benchmarks/ablation_table.py --probe   # the representation probe (trains missing checkpoints)
 """
 
 from __future__ import annotations
@@ -50,6 +51,71 @@ def run_one(name: str, seed: int, steps: int) -> None:
         vision_table.train_and_record("ringformer", "vit-tiny", extra, out, RESULTS, name, seed, VISION_STEPS)
         return
     translation_table.train_and_record("ringformer", extra, out, RESULTS, name, seed, steps)
+
+
+# representation probe: (A, B) translation-table runs; the control pair measures how
+# separable two seeds of the same model already are
+PROBES = {
+    "ringformer-vs-vanilla": (("ringformer", 0), ("vanilla", 0)),
+    "universal-vs-vanilla": (("universal", 0), ("vanilla", 0)),
+    "control-vanilla-seeds": (("vanilla", 1), ("vanilla", 0)),
+}
+PROBE_DIR = RESULTS / "probe"
+
+
+def checkpoint(name: str, seed: int, steps: int) -> Path:
+    """The best checkpoint of a translation-table run, trained again if this machine lacks it."""
+    from loopformer.train.state import resolve
+
+    out = ROOT / "runs" / "table" / f"{name}-s{seed}"
+    best = resolve(out / "best")
+    if best is None or not (out / "metrics.jsonl").exists() or not any(
+            '"step": %d' % steps in line for line in (out / "metrics.jsonl").read_text().splitlines()):
+        family, extra = translation_table.MODELS[name]
+        scratch = ROOT / "runs" / "probe-records"  # the table's own JSONs stay as they are
+        translation_table.train_and_record(family, extra, out, scratch, name, seed, steps)
+        best = resolve(out / "best")
+    return best
+
+
+def run_probes(steps: int) -> None:
+    from loopformer.analysis.probe import probe_levels
+
+    PROBE_DIR.mkdir(parents=True, exist_ok=True)
+    for pair, (a, b) in PROBES.items():
+        target = PROBE_DIR / f"{pair}.json"
+        if target.exists():
+            continue
+        print(f"== probe {pair}", flush=True)
+        path_a, path_b = checkpoint(*a, steps), checkpoint(*b, steps)
+        res = probe_levels(str(path_a), str(path_b), "test2016")
+        target.write_text(json.dumps({"a": f"{a[0]}-s{a[1]}", "b": f"{b[0]}-s{b[1]}", "split": "test2016",
+                                      "result": res}, indent=1) + "\n")
+
+
+def probe_section() -> str:
+    found = {p: json.loads((PROBE_DIR / f"{p}.json").read_text()) for p in PROBES if (PROBE_DIR / f"{p}.json").exists()}
+    head = ("## Representation probe\n\nHeld-out accuracy (%) of a logistic-regression probe telling model A's "
+            "hidden states from model B's at the same level on the same test2016 sentences (fitted on even batches, "
+            "scored on odd ones; 50 = indistinguishable). Separately trained networks are usually linearly "
+            "separable whatever they compute, so each pair is read against the control: two seeds of vanilla.\n")
+    if not found:
+        return head + "\nNot measured yet: `python benchmarks/ablation_table.py --probe`.\n"
+    out = [head]
+    stacks = sorted({s for rec in found.values() for s in rec["result"]})
+    for stack in stacks:
+        cols = [p for p in PROBES if p in found and stack in found[p]["result"]]
+        depth = max(len(found[p]["result"][stack]["accuracy"]) for p in cols)
+        out.append(f"\n{stack}:\n")
+        out.append("| level | " + " | ".join(f"{found[p]['a']} vs {found[p]['b']}" for p in cols) + " |")
+        out.append("|---|" + "---|" * len(cols))
+        for i in range(depth):
+            cells = []
+            for p in cols:
+                acc = found[p]["result"][stack]["accuracy"]
+                cells.append(f"{acc[i]:.1f}" if i < len(acc) else "")
+            out.append(f"| {i + 1} | " + " | ".join(cells) + " |")
+    return "\n".join(out) + "\n"
 
 
 def _load(folder: Path) -> list[dict]:
@@ -190,6 +256,7 @@ Reference models (translation table):
 
 ## Rank sweep
 {figure}
+{probe_section()}
 ## Runs
 
 | row | seed | steps | train minutes | device | best val BLEU | test2016 | test2017 |
@@ -203,6 +270,14 @@ Reference models (translation table):
 
 
 def main() -> int:
+    if "--probe" in sys.argv[1:]:  # this script's own mode; the rest is the shared table CLI
+        sys.argv.remove("--probe")
+        steps = 2400
+        if "--steps" in sys.argv:
+            steps = int(sys.argv[sys.argv.index("--steps") + 1])
+        run_probes(steps)
+        write_page(steps, [0, 1])
+        return 0
     return tables.main(__doc__, MODELS, RESULTS, 2400, run_one, write_page)
 
 
