@@ -3,7 +3,7 @@ compiled, and a ``torch.nn.Transformer`` reference of the same size."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
@@ -42,7 +42,6 @@ class Entry:
     precision: str = "fp32"
     compiled: bool = False
     config: ModelConfig | None = None  # None for references
-    notes: list[str] = field(default_factory=list)
 
     @property
     def autocast_dtype(self) -> torch.dtype | None:
@@ -74,8 +73,7 @@ def parse_entry(
         model = TorchTransformerSeq2Seq(like).to(device)
         if compiled:
             model = torch.compile(model)
-        return Entry(text, "seq2seq", model, precision, compiled, None,
-                     [f"torch.nn.Transformer d {like.d_model}, {like.n_layers}+{like.decoder_layers} layers"])
+        return Entry(text, "seq2seq", model, precision, compiled, None)
     config = get_config(preset, **overrides)
     model = build_model(config).to(device)
     if compiled:
