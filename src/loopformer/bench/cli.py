@@ -60,6 +60,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     for flag in ("batch", "src_len", "tgt_len", "context", "prompt", "new_tokens", "beam", "repeats"):
         if getattr(args, flag) < 1:
             raise ConfigError(f"--{flag.replace('_', '-')} must be >= 1")
+    if args.warmup < 0:
+        raise ConfigError("--warmup must be >= 0")
     try:
         positions = tuple(int(p) for p in args.positions.split(","))
     except ValueError:
