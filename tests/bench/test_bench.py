@@ -66,7 +66,7 @@ def test_uncached_greedy_equals_cached_greedy():
     (["looped-lm-char", "--workloads", "beam"], "no workload 'beam'"),
     (["looped-lm-char", "--baseline", "x"], "baseline 'x'"),
     (["looped-lm-char", "--positions", "a"], "--positions"),
-    (["looped-lm-char", "--repeats", "0"], "--repeats must be >= 1"),
+    (["looped-lm-char", "--beam", "0"], "--beam must be >= 1"),
     (["vanilla-lm-char", "--workloads", "core"], "no shared core"),
 ])
 def test_bad_arguments_give_one_line_errors(args, message, capsys):
