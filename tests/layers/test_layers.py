@@ -148,3 +148,15 @@ def test_kv_cache_grows_in_place_and_reorders_like_concatenation():
     cache.append("self", torch.randn(3, 2, 1, 4), torch.randn(3, 2, 1, 4))
     assert cache.get("self")[0].untyped_storage().data_ptr() == base  # no copy while there is room
     assert cache.get("self")[0].shape[2] == sum(r.shape[2] for r in ref) + 1
+
+
+def test_kv_cache_stores_cross_attention_entries_contiguous():
+    """Head-split views of a projection would be copied by every decoding step's matmul."""
+    cache = KVCache()
+    kv = torch.randn(2, 7, 2 * 8)
+    k, v = (t.view(2, 7, 2, 4).transpose(1, 2) for t in kv.chunk(2, -1))
+    assert not k.is_contiguous()
+    cache.put("cross", k, v)
+    got_k, got_v = cache.get("cross")
+    assert got_k.is_contiguous() and got_v.is_contiguous()
+    assert torch.equal(got_k, k) and torch.equal(got_v, v)

@@ -49,8 +49,12 @@ class KVCache:
         return None if entry is None else (entry[0][:, :, : entry[2]], entry[1][:, :, : entry[2]])
 
     def put(self, key: Hashable, k: Tensor, v: Tensor) -> None:
-        """Store a fixed entry (cross-attention keys/values of the encoder output)."""
-        self._fixed[key] = (k, v)
+        """Store a fixed entry (cross-attention keys/values of the encoder output).
+
+        Stored contiguous: the (B, T, H, hd) -> (B, H, T, hd) views of a projection can't
+        be batched by the attention matmuls without a copy, which would then be paid at
+        every decoding step instead of once."""
+        self._fixed[key] = (k.contiguous(), v.contiguous())
 
     def extend_padding(self, new_mask: Tensor | None, batch: int, steps: int, device) -> Tensor | None:
         """Record the padding of ``steps`` new positions; returns the mask over all positions."""
