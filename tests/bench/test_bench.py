@@ -31,6 +31,11 @@ def test_seq2seq_bench_writes_json_with_ratios_flops_and_mfu(tmp_path, capsys):
     assert train["units"] == 2 * 5 and len(train["seconds"]) == 2
     assert train["flops"] > 0 and 0 < train["mfu"] < 1.5
     assert train["memory_mib"] > 0
+    # inference rows carry counted FLOPs: re-running the decoder does more arithmetic than the cache
+    flops = {w: rows[(w, "ringformer-mt-small")]["flops"] for w in ("encode", "greedy", "greedy-nocache",
+                                                                     "greedy-rerun")}
+    assert 0 < flops["encode"] < flops["greedy"] < flops["greedy-nocache"] < flops["greedy-rerun"]
+    assert "GFLOP/s" in text
     # the reference only trains; decoding workloads are the library's
     assert ("train", "torch-transformer:bf16") in rows and ("greedy", "torch-transformer:bf16") not in rows
     assert {w for w, e in rows if e == "ringformer-mt-small"} == {"train", "encode", "greedy", "greedy-nocache",

@@ -143,19 +143,21 @@ def _row(entry: Entry, w: Workload, times: list[float], base: list[float] | None
 
 
 def format_results(result: BenchResult) -> str:
-    """A plain-text table: median time, min-max, throughput, ratio to baseline, MFU."""
+    """A plain-text table: median time, min-max, throughput, ratio to baseline, achieved
+    GFLOP/s (counted FLOPs / median time) and MFU."""
     lines = [f"device: {result.device}, {result.threads} threads, torch {result.torch}"]
     if result.peaks:
         lines.append("matmul peak: " + ", ".join(f"{k} {v / 1e9:,.0f} GFLOP/s" for k, v in result.peaks.items()))
     header = (f"{'workload':<15} {'model':<34} {'median ms':>10} {'min-max ms':>17} {'per s':>10} "
-              f"{'ratio':>6} {'MFU':>6}")
+              f"{'ratio':>6} {'GFLOP/s':>8} {'MFU':>6}")
     lines += [header, "-" * len(header)]
     for r in result.rows:
         spread = f"{min(r.seconds) * 1e3:,.1f}-{max(r.seconds) * 1e3:,.1f}"
         ratio = f"{r.ratio:.3f}" if r.ratio is not None else ""
         mfu = f"{r.mfu:.1%}" if r.mfu is not None else ""
+        achieved = f"{r.flops / r.median / 1e9:,.0f}" if r.flops else ""
         lines.append(f"{r.workload:<15} {r.entry:<34} {r.median * 1e3:>10,.1f} {spread:>17} "
-                     f"{r.throughput:>10,.0f} {ratio:>6} {mfu:>6}")
+                     f"{r.throughput:>10,.0f} {ratio:>6} {achieved:>8} {mfu:>6}")
     units = sorted({(r.workload, r.unit) for r in result.rows})
     lines.append("per s counts: " + "; ".join(f"{w}: {u}" for w, u in units))
     if result.baseline:

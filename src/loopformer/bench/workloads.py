@@ -43,7 +43,7 @@ class Workload:
     unit: str  # what throughput counts ("target tokens", "images", ...)
     units: int  # per run
     run: Callable[[], float]  # one run -> seconds of its timed part
-    flops: float | None = None  # per run, counted (training steps)
+    flops: float | None = None  # per run, counted on an eager run
     memory_bytes: int | None = None  # CPU training: parameters + grads + optimizer + saved activations
 
 
@@ -164,6 +164,22 @@ def _train_memory(model, loss_fn, opt) -> int:
 # --- inference -----------------------------------------------------------------------
 
 
+def _inference(name: str, unit: str, units: int, entry: Entry, device: torch.device,
+               body: Callable[[], None]) -> Workload:
+    """A timed inference workload with its FLOPs counted on one eager run (so decoding
+    rows can be compared with the arithmetic they do, not only with each other)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    entry.model.eval()
+    try:
+        with torch.compiler.set_stance("force_eager"), torch.no_grad(), _autocast(entry, device):
+            with FlopCounterMode(display=False) as counter:
+                body()
+    finally:
+        entry.model.train()
+    return Workload(name, unit, units, _timed_inference(entry, device, body), flops=float(counter.get_total_flops()))
+
+
 def _timed_inference(entry: Entry, device: torch.device, body: Callable[[], None]) -> Callable[[], float]:
     def run() -> float:
         entry.model.eval()
@@ -191,23 +207,21 @@ def _library_only(entry: Entry, what: str) -> None:
 def _encode(entry: Entry, shape: Shape, device: torch.device) -> Workload:
     _library_only(entry, "encode")
     src = _src(entry, shape, device)
-    return Workload("encode", "source tokens", src.numel(),
-                    _timed_inference(entry, device, lambda: entry.model.encode(src)))
+    return _inference("encode", "source tokens", src.numel(), entry, device, lambda: entry.model.encode(src))
 
 
 def _greedy(entry: Entry, shape: Shape, device: torch.device) -> Workload:
     _library_only(entry, "greedy")
     src = _src(entry, shape, device)
     body = lambda: greedy_search(entry.model, src, BOS, NEVER, shape.tgt_len)  # noqa: E731
-    return Workload("greedy", "new tokens", shape.batch * shape.tgt_len, _timed_inference(entry, device, body))
+    return _inference("greedy", "new tokens", shape.batch * shape.tgt_len, entry, device, body)
 
 
 def _beam(entry: Entry, shape: Shape, device: torch.device) -> Workload:
     _library_only(entry, "beam")
     src = _src(entry, shape, device)
     body = lambda: beam_search(entry.model, src, BOS, NEVER, shape.tgt_len, beam=shape.beam)  # noqa: E731
-    return Workload(f"beam{shape.beam}", "new tokens", shape.batch * shape.tgt_len,
-                    _timed_inference(entry, device, body))
+    return _inference(f"beam{shape.beam}", "new tokens", shape.batch * shape.tgt_len, entry, device, body)
 
 
 @torch.no_grad()
@@ -229,27 +243,26 @@ def _greedy_nocache(entry: Entry, shape: Shape, device: torch.device) -> Workloa
     _library_only(entry, "greedy-nocache")
     src = _src(entry, shape, device)
     body = lambda: greedy_uncached(entry.model, src, BOS, shape.tgt_len)  # noqa: E731
-    return Workload("greedy-nocache", "new tokens", shape.batch * shape.tgt_len,
-                    _timed_inference(entry, device, body))
+    return _inference("greedy-nocache", "new tokens", shape.batch * shape.tgt_len, entry, device, body)
 
 
 def _greedy_rerun(entry: Entry, shape: Shape, device: torch.device) -> Workload:
     _library_only(entry, "greedy-rerun")
     src = _src(entry, shape, device)
     body = lambda: greedy_uncached(entry.model, src, BOS, shape.tgt_len, rerun_encoder=True)  # noqa: E731
-    return Workload("greedy-rerun", "new tokens", shape.batch * shape.tgt_len, _timed_inference(entry, device, body))
+    return _inference("greedy-rerun", "new tokens", shape.batch * shape.tgt_len, entry, device, body)
 
 
 def _prefill(entry: Entry, shape: Shape, device: torch.device) -> Workload:
     """A full-sequence forward over the context (what prefill computes), no cache."""
     tok = _tokens((shape.batch, shape.context), entry.config.vocab_size, device, 0)
-    return Workload("prefill", "tokens", tok.numel(), _timed_inference(entry, device, lambda: entry.model(tok)))
+    return _inference("prefill", "tokens", tok.numel(), entry, device, lambda: entry.model(tok))
 
 
 def _generate(entry: Entry, shape: Shape, device: torch.device) -> Workload:
     prompt = _tokens((shape.batch, shape.prompt), entry.config.vocab_size, device, 0)
     body = lambda: sample(entry.model, prompt, shape.new_tokens, temperature=0.0)  # noqa: E731
-    return Workload("generate", "new tokens", shape.batch * shape.new_tokens, _timed_inference(entry, device, body))
+    return _inference("generate", "new tokens", shape.batch * shape.new_tokens, entry, device, body)
 
 
 def _decode_at(entry: Entry, shape: Shape, device: torch.device, position: int, steps: int = 16) -> Workload:
@@ -326,4 +339,4 @@ def _infer(entry: Entry, shape: Shape, device: torch.device) -> Workload:
     cfg = entry.config
     g = torch.Generator().manual_seed(0)
     images = torch.randn(shape.batch, cfg.in_channels, cfg.image_size, cfg.image_size, generator=g).to(device)
-    return Workload("infer", "images", shape.batch, _timed_inference(entry, device, lambda: entry.model(images)))
+    return _inference("infer", "images", shape.batch, entry, device, lambda: entry.model(images))
