@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Callable, Hashable
 
 import torch
 import torch.nn.functional as F
@@ -29,6 +28,7 @@ from ..layers.cache import KVCache
 from ..layers.masks import AttnMask, build_mask
 from ..layers.positions import RotaryPositions
 from .build import layer_spec, mesh_slots
+from .observers import Observable
 from .state import build_state_update
 
 
@@ -112,7 +112,10 @@ class SpiralCache:
         return self.tokens.length
 
 
-class SpiralStack(nn.Module):
+class SpiralStack(Observable, nn.Module):
+    """Observers see every layer application (core keys ``(t, j)`` carry latents of
+    iteration ``t``) and ``(("level", t), tokens)`` after each iteration's state update."""
+
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.cfg = cfg
@@ -124,19 +127,7 @@ class SpiralStack(nn.Module):
         self.n_loops = len(self.levels)
         self.state = build_state_update(cfg.state_update, self.n_loops, cfg.d_model, mesh_slots(cfg))
         self.latent_rotary = RotaryPositions(cfg.max_len, cfg.rotary_dims) if cfg.positional == "rotary" else None
-        self._observers: dict[int, Callable[[Hashable, Tensor], None]] = {}
-
-    def add_observer(self, fn: Callable[[Hashable, Tensor], None]) -> Callable[[], None]:
-        """Call ``fn(key, hidden)`` after every layer application (core keys ``(t, j)`` carry
-        latents of iteration ``t``) and ``(("level", t), tokens)`` after each iteration's
-        state update; returns a remover."""
-        handle = id(fn)
-        self._observers[handle] = fn
-        return lambda: self._observers.pop(handle, None)
-
-    def _emit(self, key: Hashable, h: Tensor) -> None:
-        for fn in list(self._observers.values()):
-            fn(key, h)
+        self._init_observers()
 
     @property
     def depth(self) -> int:

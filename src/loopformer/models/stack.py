@@ -7,19 +7,15 @@ checkpointing per core application and observers for analysis (free when unused)
 
 from __future__ import annotations
 
-from typing import Callable, Hashable
-
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from ..layers.block import SharedInputs
 from .levels import LevelAdapter
+from .observers import Observable
 from .state import StateUpdate
 
-Observer = Callable[[Hashable, Tensor], None]
-
-
-class LoopedStack(nn.Module):
+class LoopedStack(Observable, nn.Module):
     def __init__(
         self,
         core: list[nn.Module],
@@ -38,22 +34,12 @@ class LoopedStack(nn.Module):
         self.levels = levels
         self.state = state
         self.activation_checkpointing = activation_checkpointing
-        self._observers: dict[int, Observer] = {}
+        self._init_observers()
 
     @property
     def depth(self) -> int:
         """Unrolled number of layer applications."""
         return len(self.prelude) + len(self.core) * self.n_loops + len(self.coda)
-
-    def add_observer(self, fn: Observer) -> Callable[[], None]:
-        """Call ``fn(key, hidden)`` after every layer application; returns a remover."""
-        handle = id(fn)
-        self._observers[handle] = fn
-        return lambda: self._observers.pop(handle, None)
-
-    def _emit(self, key: Hashable, h: Tensor) -> None:
-        for fn in list(self._observers.values()):
-            fn(key, h)
 
     def forward(self, h: Tensor, shared: SharedInputs) -> Tensor:
         for j, layer in enumerate(self.prelude):
