@@ -10,7 +10,7 @@ before it), optionally only the first ``eval_windows`` of them.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +22,8 @@ from ..config import check_types
 from ..data.text import CharTokenizer, load_text, split_text
 from ..data.tokenizer import BPETokenizer
 from ..device import module_device
-from ..errors import CheckpointError, ConfigError
-
-TASK_FILE = "task.json"
+from ..errors import ConfigError
+from .task_file import TASK_FILE, read_task_config
 
 
 @dataclass
@@ -141,17 +140,4 @@ class LanguageTask:
 
 
 def load_language_config(folder: Path) -> LanguageConfig:
-    path = Path(folder) / TASK_FILE
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise CheckpointError(f"{folder} has no {TASK_FILE}; it is not a language-model checkpoint") from None
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
-        raise CheckpointError(f"{path} is corrupt: {exc}") from None
-    if not isinstance(data, dict) or data.get("task") != "language":
-        raise CheckpointError(f"{path} does not describe a language-model run")
-    known = {f.name for f in fields(LanguageConfig)}
-    try:
-        return LanguageConfig(**{k: v for k, v in data.items() if k in known})
-    except ConfigError as exc:
-        raise CheckpointError(f"{path}: {exc}") from None
+    return read_task_config(folder, LanguageConfig, "language-model", task="language")

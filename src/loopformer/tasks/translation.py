@@ -7,7 +7,7 @@ saved in every checkpoint) and the encoded corpora; the trainer only sees batche
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -22,8 +22,7 @@ from ..data.tokenizer import BOS, EOS, PAD, BPETokenizer
 from ..device import module_device
 from ..errors import ConfigError
 from ..generate import decode
-
-TASK_FILE = "task.json"
+from .task_file import TASK_FILE, read_task_config
 
 
 @dataclass
@@ -209,15 +208,4 @@ class TranslationTask:
 
 
 def load_task_config(folder: Path) -> TranslationConfig:
-    path = Path(folder) / TASK_FILE
-    if not path.is_file():
-        return TranslationConfig()
-    try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
-        from ..errors import CheckpointError
-
-        raise CheckpointError(f"{path} is corrupt: {exc}") from None
-    data.pop("task", None)
-    known = {f.name for f in fields(TranslationConfig)}
-    return TranslationConfig(**{k: v for k, v in data.items() if k in known})
+    return read_task_config(folder, TranslationConfig, "translation", missing_ok=True)

@@ -8,7 +8,7 @@ exactly what training applied.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +21,8 @@ from ..config import check_types
 from ..data.augment import normalize, random_crop, random_hflip
 from ..data.fashion_mnist import CLASSES, load_fashion_mnist
 from ..device import module_device
-from ..errors import CheckpointError, ConfigError
-
-TASK_FILE = "task.json"
+from ..errors import ConfigError
+from .task_file import TASK_FILE, read_task_config
 
 
 @dataclass
@@ -153,15 +152,4 @@ class VisionTask:
 
 
 def load_vision_config(folder: Path) -> VisionConfig:
-    path = Path(folder) / TASK_FILE
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise CheckpointError(f"{folder} has no {TASK_FILE}; it is not a vision checkpoint") from None
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
-        raise CheckpointError(f"{path} is corrupt: {exc}") from None
-    known = {f.name for f in fields(VisionConfig)}
-    try:
-        return VisionConfig(**{k: v for k, v in data.items() if k in known})
-    except ConfigError as exc:
-        raise CheckpointError(f"{path}: {exc}") from None
+    return read_task_config(folder, VisionConfig, "vision")

@@ -1,0 +1,41 @@
+"""The task settings a checkpoint folder carries (``task.json``) next to its weights.
+
+Reading it is the first thing evaluation and resuming do, so every way it can be wrong
+(missing, corrupt, another task's, unknown values) ends in one CheckpointError line.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import fields
+from pathlib import Path
+from typing import TypeVar
+
+from ..errors import CheckpointError, ConfigError
+
+TASK_FILE = "task.json"
+T = TypeVar("T")
+
+
+def read_task_config(folder: Path, cls: type[T], what: str, task: str | None = None,
+                     missing_ok: bool = False) -> T:
+    """``cls`` from ``folder/task.json`` (unknown keys ignored, for older and newer files).
+
+    ``task`` requires the file to name that task; ``missing_ok`` returns the defaults when
+    there is no file (checkpoints written before the file existed)."""
+    path = Path(folder) / TASK_FILE
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        if missing_ok:
+            return cls()
+        raise CheckpointError(f"{folder} has no {TASK_FILE}; it is not a {what} checkpoint") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise CheckpointError(f"{path} is corrupt: {exc}") from None
+    if not isinstance(data, dict) or (task is not None and data.get("task") != task):
+        raise CheckpointError(f"{path} does not describe a {what} run")
+    known = {f.name for f in fields(cls)}
+    try:
+        return cls(**{k: v for k, v in data.items() if k in known})
+    except (ConfigError, TypeError) as exc:
+        raise CheckpointError(f"{path}: {exc}") from None
