@@ -166,19 +166,16 @@ def reading(records: list[dict], default: list[dict], key: str, unit: str, names
     """One sentence per variant with runs: its difference from the default RingFormer and
     whether that difference is larger than the two rows' seed spreads together (the only
     noise estimate two seeds give); one seed is said to be one seed."""
-    import statistics
-
     if not default:
         return []
-    base = [r[key] for r in default]
-    base_mean, base_half = statistics.mean(base), (max(base) - min(base)) / 2
+    base_mean, base_half = tables.mean_half([r[key] for r in default])
     out = []
     for name, label in names.items():
         values = [r[key] for r in records if r["name"] == name]
         if not values:
             continue
-        diff = statistics.mean(values) - base_mean
-        half = (max(values) - min(values)) / 2
+        mean, half = tables.mean_half(values)
+        diff = mean - base_mean
         if len(values) < 2:
             verdict = "one seed so far, so no spread of its own to compare with"
         elif abs(diff) > base_half + half:

@@ -15,7 +15,6 @@ measured training and generation speed, a sample); interrupted runs resume from
 from __future__ import annotations
 
 import json
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -159,8 +158,8 @@ def _reading(records: list[dict]) -> str:
         rs = [r for r in records if r["name"] == name]
         if not rs:
             return ""
-        losses = [r["val_loss"] for r in rs]
-        stats[name] = (statistics.mean(losses), rs[0]["flops_per_token"], (max(losses) - min(losses)) / 2)
+        mean, half = tables.mean_half([r["val_loss"] for r in rs])
+        stats[name] = (mean, rs[0]["flops_per_token"], half)
     loop_loss, loop_flops, loop_spread = stats["looped"]
     gap = stats["spiral"][0] - loop_loss
     if abs(gap) <= max(loop_spread, stats["spiral"][2]):

@@ -54,12 +54,18 @@ def speed_rows(records: list[dict], names: list[str], keys: list[str], digits: i
     return "\n".join(out)
 
 
+def mean_half(values: list[float]) -> tuple[float, float]:
+    """Mean and half the range over seeds: the only noise estimate two seeds give."""
+    return statistics.mean(values), (max(values) - min(values)) / 2
+
+
 def spread(values: list[float], digits: int = 2) -> str:
     if not values:
         return "–"
     if len(values) == 1:
         return f"{values[0]:.{digits}f} (1 seed)"
-    return f"{statistics.mean(values):.{digits}f} ± {(max(values) - min(values)) / 2:.{digits}f}"
+    mean, half = mean_half(values)
+    return f"{mean:.{digits}f} ± {half:.{digits}f}"
 
 
 def main(doc: str, models: dict, results: Path, default_steps: int,

@@ -13,7 +13,6 @@ skipped; an interrupted run resumes from its checkpoint in ``runs/table/``. The 
 from __future__ import annotations
 
 import json
-import statistics
 import sys
 from pathlib import Path
 
@@ -165,8 +164,7 @@ def _reading(records: list[dict]) -> str:
         rs = [r for r in records if r["name"] == name]
         if not rs:
             return ""
-        stats[name] = {k: (statistics.mean(r[k] for r in rs), (max(r[k] for r in rs) - min(r[k] for r in rs)) / 2)
-                       for k in ("test2016", "test2017")}
+        stats[name] = {k: tables.mean_half([r[k] for r in rs]) for k in ("test2016", "test2017")}
     ring = stats["ringformer"]
 
     def gap(other: str) -> str:
