@@ -73,7 +73,7 @@ def main(doc: str, models: dict, results: Path, default_steps: int,
     """Run every missing (model, seed) in order (seeds outer), rewriting the page after each."""
     ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--steps", type=int, default=default_steps)
-    ap.add_argument("--seeds", default="0,1")
+    ap.add_argument("--seeds", default="0,1", help="seeds to run (the page counts against 0,1 at least)")
     ap.add_argument("--models", default=",".join(models))
     ap.add_argument("--page-only", action="store_true")
     ap.add_argument("--device", default="auto", help="auto (a GPU when visible), cpu, cuda or cuda:N")
@@ -81,6 +81,8 @@ def main(doc: str, models: dict, results: Path, default_steps: int,
     global DEVICE
     DEVICE = args.device
     seeds = [int(s) for s in args.seeds.split(",")]
+    # the page counts runs against the default seeds even when this call runs only some
+    page_seeds = sorted(set(seeds) | {0, 1})
     chosen = args.models.split(",")
     unknown = [m for m in chosen if m not in models]
     if unknown:
@@ -92,6 +94,6 @@ def main(doc: str, models: dict, results: Path, default_steps: int,
                     continue
                 print(f"== {name} seed {seed}", flush=True)
                 run_one(name, seed, args.steps)
-                write_page(args.steps, seeds)
-    write_page(args.steps, seeds)
+                write_page(args.steps, page_seeds)
+    write_page(args.steps, page_seeds)
     return 0
