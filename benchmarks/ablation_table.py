@@ -102,7 +102,8 @@ def probe_section() -> str:
     if not found:
         return head + "\nNot measured yet: `python benchmarks/ablation_table.py --probe`.\n"
     out = [head]
-    stacks = sorted({s for rec in found.values() for s in rec["result"]})
+    present = {s for rec in found.values() for s in rec["result"]}
+    stacks = [s for s in ("encoder", "decoder") if s in present] + sorted(present - {"encoder", "decoder"})
     for stack in stacks:
         cols = [p for p in PROBES if p in found and stack in found[p]["result"]]
         depth = max(len(found[p]["result"][stack]["accuracy"]) for p in cols)
@@ -115,7 +116,44 @@ def probe_section() -> str:
                 acc = found[p]["result"][stack]["accuracy"]
                 cells.append(f"{acc[i]:.1f}" if i < len(acc) else "")
             out.append(f"| {i + 1} | " + " | ".join(cells) + " |")
+    out += ["", *probe_reading(found, stacks)]
     return "\n".join(out) + "\n"
+
+
+def probe_reading(found: dict, stacks: list[str]) -> list[str]:
+    """Sentences computed from the probe JSONs: each pair's mean accuracy over levels,
+    against the control when it has been measured."""
+    import statistics
+
+    def mean(pair: str, stack: str) -> float | None:
+        res = found.get(pair, {}).get("result", {}).get(stack)
+        return statistics.mean(res["accuracy"]) if res else None
+
+    out = []
+    for stack in stacks:
+        parts = [f"{found[p]['a']} vs {found[p]['b']} {mean(p, stack):.1f}" for p in PROBES
+                 if mean(p, stack) is not None]
+        out.append(f"- {stack}, mean over levels: " + "; ".join(parts) + ".")
+    control = "control-vanilla-seeds"
+    if control not in found:
+        out.append("- The control (two vanilla seeds) is not measured yet, so these accuracies cannot yet be read "
+                   "as a difference in what the models compute: any two separately trained networks may be "
+                   "this separable.")
+        return out
+    for stack in stacks:
+        base = mean(control, stack)
+        for pair in PROBES:
+            m = mean(pair, stack)
+            if pair == control or m is None or base is None:
+                continue
+            if round(m, 1) == round(base, 1):
+                how = "as separable from vanilla as a second vanilla seed is"
+            else:
+                how = (f"{abs(m - base):.1f} points {'more' if m > base else 'less'} separable from vanilla than a "
+                       "second vanilla seed is")
+            out.append(f"- {stack}: {found[pair]['a']} is {how} ({m:.1f} vs {base:.1f}; one seed per model, so how "
+                       "much this moves with the seed is not measured).")
+    return out
 
 
 def _load(folder: Path) -> list[dict]:
