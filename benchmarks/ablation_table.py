@@ -90,7 +90,18 @@ def run_probes(steps: int) -> None:
         path_a, path_b = checkpoint(*a, steps), checkpoint(*b, steps)
         res = probe_levels(str(path_a), str(path_b), "test2016")
         target.write_text(json.dumps({"a": f"{a[0]}-s{a[1]}", "b": f"{b[0]}-s{b[1]}", "split": "test2016",
-                                      "result": res}, indent=1) + "\n")
+                                      "checkpoints": _probe_records(a, b), "result": res}, indent=1) + "\n")
+
+
+def _probe_records(*runs: tuple[str, int]) -> dict:
+    """BLEU and device of the probed checkpoints, when this machine trained them."""
+    out = {}
+    for name, seed in runs:
+        path = ROOT / "runs" / "probe-records" / f"{name}-s{seed}.json"
+        if path.is_file():
+            rec = json.loads(path.read_text())
+            out[f"{name}-s{seed}"] = {k: rec[k] for k in ("test2016", "test2017", "device", "steps")}
+    return out
 
 
 def probe_section() -> str:
@@ -102,6 +113,12 @@ def probe_section() -> str:
     if not found:
         return head + "\nNot measured yet: `python benchmarks/ablation_table.py --probe`.\n"
     out = [head]
+    checkpoints = {k: v for rec in found.values() for k, v in rec.get("checkpoints", {}).items()}
+    if checkpoints:
+        out.append("Probed checkpoints (the translation table's recipe and budget, trained by this script; "
+                   "test2016 / test2017 BLEU): " + "; ".join(
+                       f"{k} {v['test2016']:.2f} / {v['test2017']:.2f} ({v['device']})"
+                       for k, v in sorted(checkpoints.items())) + ".")
     present = {s for rec in found.values() for s in rec["result"]}
     stacks = [s for s in ("encoder", "decoder") if s in present] + sorted(present - {"encoder", "decoder"})
     for stack in stacks:
