@@ -151,6 +151,14 @@ def probe_reading(found: dict, stacks: list[str]) -> list[str]:
         parts = [f"{found[p]['a']} vs {found[p]['b']} {mean(p, stack):.1f}" for p in PROBES
                  if mean(p, stack) is not None]
         out.append(f"- {stack}, mean over levels: " + "; ".join(parts) + ".")
+    ring, uni = "ringformer-vs-vanilla", "universal-vs-vanilla"
+    for stack in stacks:
+        r, u = mean(ring, stack), mean(uni, stack)
+        if r is not None and u is not None and round(r, 1) != round(u, 1):
+            closer = "RingFormer's" if r < u else "the Universal Transformer's"
+            out.append(f"- {stack}: {closer} states are the harder to tell from vanilla's ({r:.1f} vs {u:.1f} for "
+                       "RingFormer vs Universal), the direction the paper expects of its level signals; one seed "
+                       "per model, so the size of the gap is not established.")
     control = "control-vanilla-seeds"
     if control not in found:
         out.append("- The control (two vanilla seeds) is not measured yet, so these accuracies cannot yet be read "
