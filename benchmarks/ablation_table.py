@@ -61,6 +61,7 @@ PROBES = {
     "control-vanilla-seeds": (("vanilla", 1), ("vanilla", 0)),
 }
 PROBE_DIR = RESULTS / "probe"
+PROBE_RECORDS = ROOT / "runs" / "probe-records"  # records of checkpoints trained for the probe (not committed)
 
 
 def checkpoint(name: str, seed: int, steps: int) -> Path:
@@ -72,7 +73,7 @@ def checkpoint(name: str, seed: int, steps: int) -> Path:
     if best is None or not (out / "metrics.jsonl").exists() or not any(
             '"step": %d' % steps in line for line in (out / "metrics.jsonl").read_text().splitlines()):
         family, extra = translation_table.MODELS[name]
-        scratch = ROOT / "runs" / "probe-records"  # the table's own JSONs stay as they are
+        scratch = PROBE_RECORDS  # the table's own JSONs stay as they are
         translation_table.train_and_record(family, extra, out, scratch, name, seed, steps)
         best = resolve(out / "best")
     return best
@@ -97,7 +98,7 @@ def _probe_records(*runs: tuple[str, int]) -> dict:
     """BLEU and device of the probed checkpoints, when this machine trained them."""
     out = {}
     for name, seed in runs:
-        path = ROOT / "runs" / "probe-records" / f"{name}-s{seed}.json"
+        path = PROBE_RECORDS / f"{name}-s{seed}.json"
         if path.is_file():
             rec = json.loads(path.read_text())
             out[f"{name}-s{seed}"] = {k: rec[k] for k in ("test2016", "test2017", "device", "steps")}

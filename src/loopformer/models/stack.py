@@ -15,6 +15,7 @@ from .levels import LevelAdapter
 from .observers import Observable
 from .state import StateUpdate
 
+
 class LoopedStack(Observable, nn.Module):
     def __init__(
         self,
