@@ -65,3 +65,21 @@ def test_static_signals_are_not_measured():
     with record_signal_norms(model) as norms:
         model(*_inputs())
     assert norms.table() == []
+
+
+def test_a_signal_below_float_resolution_of_its_base_is_still_measured():
+    # ``base + s`` rounds back to ``base`` when ||s|| is ~1e-12 of it; the ratio must not read 0
+    torch.manual_seed(0)
+    holder = torch.nn.Module()
+    holder.sig = LevelSignals(n_levels=1, dim=8, rank=2, qkv_kinds=("q", "k", "v"), ffn=True)
+    for name in ("qkv_up", "ffn_up", "qkv_down", "ffn_down"):
+        torch.nn.init.normal_(getattr(holder.sig, name), std=1e-6)
+    x, proj, base = torch.randn(5, 8), torch.randn(5, 24) + 10.0, torch.randn(5, 8) + 10.0
+    with record_signal_norms(holder) as norms:
+        holder.sig.split_qkv(proj, level=0, x=x)
+        holder.sig.add_ffn(base, 0, x)
+    s_f = (x @ holder.sig.ffn_down[0].T) @ holder.sig.ffn_up[0]
+    ratios = {r["kind"]: r["ratio"] for r in norms.table()}
+    assert all(0 < r < 1e-9 for r in ratios.values())
+    expected = (s_f.norm(dim=-1).sum() / base.norm(dim=-1).sum()).item()
+    assert abs(ratios["ffn"] / expected - 1) < 1e-4

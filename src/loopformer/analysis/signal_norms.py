@@ -55,16 +55,18 @@ def record_signal_norms(model: torch.nn.Module) -> Iterator[SignalNorms]:
 
         def split_qkv(proj, level, x, weight=None, _mod=mod, _orig=split, _name=name):
             out = _orig(proj, level=level, x=x, weight=weight)
+            # The signal on its own (added to zeros), not ``out - proj``: a signal below the
+            # float resolution of the projection would otherwise read as exactly zero.
+            sig = _orig(torch.zeros_like(proj), level=level, x=x, weight=weight)
             base = proj.reshape(*proj.shape[:-1], len(_mod.layout), _mod.dim)
             for kind in _mod.qkv_kinds:  # what the signal adds, in the projection's output space
                 slot = _mod.layout.index(kind)
-                norms.add((_name, level, kind), out[slot] - base[..., slot, :], base[..., slot, :])
+                norms.add((_name, level, kind), sig[slot], base[..., slot, :])
             return out
 
         def ffn(base, level, x, _mod=mod, _orig=add_ffn, _name=name):
-            out = _orig(base, level, x)
-            norms.add((_name, level, "ffn"), out - base, base)
-            return out
+            norms.add((_name, level, "ffn"), _orig(torch.zeros_like(base), level, x), base)
+            return _orig(base, level, x)
 
         mod.split_qkv, mod.add_ffn = split_qkv, ffn
         patched.append(mod)
