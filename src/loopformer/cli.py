@@ -189,17 +189,16 @@ def cmd_translate(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from .tasks.vision_run import is_vision_checkpoint
+    from .tasks.task_file import task_name
 
     if args.threads:
         import torch
 
         torch.set_num_threads(args.threads)
-    if is_vision_checkpoint(args.checkpoint):
+    kind = task_name(args.checkpoint, missing="translation")  # the translation loader says what is missing
+    if kind == "vision":
         return _eval_vision(args)
-    from .tasks.language_run import is_language_checkpoint
-
-    if is_language_checkpoint(args.checkpoint):
+    if kind == "language":
         return _eval_language(args)
     from .tasks.translation_run import load_translation_checkpoint
 
@@ -266,14 +265,16 @@ def _eval_language(args: argparse.Namespace) -> int:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from .tasks.language_run import generate_text, is_language_checkpoint, load_language_checkpoint
+    from .tasks.language_run import generate_text, load_language_checkpoint
+    from .tasks.task_file import task_name
 
     if args.threads:
         import torch
 
         torch.set_num_threads(args.threads)
-    if not is_language_checkpoint(args.checkpoint):
-        raise ConfigError(f"{args.checkpoint} is not a language-model checkpoint (no task.json with task=language)")
+    kind = task_name(args.checkpoint, missing="")
+    if kind != "language":
+        raise ConfigError(f"{args.checkpoint} is not a language-model checkpoint ({_task_found(kind)})")
     if args.max_new_tokens < 0:
         raise ConfigError("--max-new-tokens must be >= 0")
     if args.temperature < 0:
@@ -286,6 +287,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _task_found(kind: str) -> str:
+    return f"it holds a {kind} run" if kind else "it has no task.json"
+
+
 def _read_stdin_text() -> str:
     data = sys.stdin.buffer.read()
     try:
@@ -295,10 +300,12 @@ def _read_stdin_text() -> str:
 
 
 def cmd_classify(args: argparse.Namespace) -> int:
-    from .tasks.vision_run import classify_images, is_vision_checkpoint, load_vision_checkpoint
+    from .tasks.task_file import task_name
+    from .tasks.vision_run import classify_images, load_vision_checkpoint
 
-    if not is_vision_checkpoint(args.checkpoint):
-        raise ConfigError(f"{args.checkpoint} is not a vision checkpoint (no task.json with task=vision)")
+    kind = task_name(args.checkpoint, missing="")
+    if kind != "vision":
+        raise ConfigError(f"{args.checkpoint} is not a vision checkpoint ({_task_found(kind)})")
     model, task = load_vision_checkpoint(args.checkpoint)
     results = classify_images(model, task, args.images, invert=args.invert, top_k=args.top_k)
     if args.json:
@@ -355,7 +362,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
             diag = [r["cka"][i][i] for i in range(n)]
             print("diagonal: " + " ".join(f"{v:.3f}" for v in diag) + "\n")
         return 0
-    from .analysis.compare import attention_distances, signal_norms, task_kind
+    from .analysis.compare import attention_distances, signal_norms
+    from .tasks.task_file import task_name
     from .analysis.plots import plot_distances
 
     if len(args.targets) != 1:
@@ -375,7 +383,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
             cells = " ".join(f"{by_kind[k]:7.3f}" if k in by_kind else f"{'-':>7}" for k in kinds)
             print(f"  {module:<24} {level:>5} {cells}")
         return 0
-    kind = task_kind(args.targets[0])
+    kind = task_name(args.targets[0])
     if what == "mad" and kind != "vision":
         raise ConfigError("mad (mean attention distance in pixels) is for vision checkpoints; "
                           "use attention-distance for text models")

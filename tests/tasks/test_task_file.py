@@ -35,3 +35,23 @@ def test_a_translation_file_holding_a_list_is_an_error(tmp_path):
     (tmp_path / TASK_FILE).write_text("[]")
     with pytest.raises(CheckpointError, match="does not describe a translation run"):
         load_task_config(tmp_path)
+
+
+def test_task_name_of_each_kind_of_file(tmp_path):
+    from loopformer.tasks.task_file import task_name
+
+    assert task_name(tmp_path, missing="translation") == "translation"
+    with pytest.raises(CheckpointError, match="has no task.json"):
+        task_name(tmp_path)
+    (tmp_path / TASK_FILE).write_text('{"bpe_vocab_size": 8000}')  # written before the "task" key
+    assert task_name(tmp_path) == "translation"
+    for text, message in [('{"task": "audio"}', "names no known task"), ("[1]", "names no known task"),
+                          ('{"task": ', "is corrupt")]:
+        (tmp_path / TASK_FILE).write_text(text)
+        with pytest.raises(CheckpointError, match=message) as info:
+            task_name(tmp_path, missing="translation")
+        assert "\n" not in str(info.value)
+    (tmp_path / TASK_FILE).unlink()
+    (tmp_path / TASK_FILE).mkdir()
+    with pytest.raises(CheckpointError, match="unreadable"):
+        task_name(tmp_path)

@@ -7,17 +7,17 @@ the same task see exactly the same examples.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Iterator
 
 import torch
 from torch import Tensor
 
-from ..errors import CheckpointError, ConfigError
+from ..errors import ConfigError
 from .attention import mean_attention_distance, token_attention_distance
 from .cka import MinibatchCKA
 from .hooks import capture
+from ..tasks.task_file import task_name
 
 
 def token_rows(states: Tensor, mask: Tensor | None) -> Tensor:
@@ -27,21 +27,8 @@ def token_rows(states: Tensor, mask: Tensor | None) -> Tensor:
     return states[mask]
 
 
-def task_kind(folder: str | Path) -> str:
-    path = Path(folder) / "task.json"
-    try:
-        kind = json.loads(path.read_text()).get("task", "translation")
-    except FileNotFoundError:
-        raise CheckpointError(f"{folder} has no task.json: analyses need a checkpoint written by the trainer") from None
-    except (ValueError, AttributeError) as exc:
-        raise CheckpointError(f"{path} is corrupt: {exc}") from None
-    if kind not in ("translation", "vision", "language"):
-        raise CheckpointError(f"{path} names an unknown task {kind!r}")
-    return kind
-
-
 def load_for_analysis(folder: str | Path) -> tuple[Any, Any, str]:
-    kind = task_kind(folder)
+    kind = task_name(folder)
     if kind == "translation":
         from ..tasks.translation_run import load_translation_checkpoint as load
     elif kind == "vision":

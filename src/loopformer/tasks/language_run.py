@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -38,13 +37,6 @@ def train_language(
         val = task.evaluate(final_model)
     return write_results(run, {"model": run.name, "out": str(run.out_dir), "checkpoint": str(best),
                                "train": summary, "parameters": parameters(final_model), "val": val})
-
-
-def is_language_checkpoint(path: str | Path) -> bool:
-    try:
-        return json.loads((Path(path) / "task.json").read_text()).get("task") == "language"
-    except (OSError, ValueError, AttributeError):
-        return False
 
 
 def load_language_checkpoint(path: str | Path) -> tuple[torch.nn.Module, LanguageTask]:

@@ -14,7 +14,30 @@ from typing import TypeVar
 from ..errors import CheckpointError, ConfigError
 
 TASK_FILE = "task.json"
+TASKS = ("translation", "vision", "language")
 T = TypeVar("T")
+
+
+def task_name(folder: str | Path, missing: str | None = None) -> str:
+    """Which task wrote ``folder``: one of :data:`TASKS`.
+
+    A file without a ``task`` key is a translation run's (the first task to write one);
+    ``missing`` is the answer when there is no file at all (None: that is an error)."""
+    path = Path(folder) / TASK_FILE
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        if missing is not None:
+            return missing
+        raise CheckpointError(f"{folder} has no {TASK_FILE}: not a checkpoint written by the trainer") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise CheckpointError(f"{path} is corrupt: {exc}") from None
+    except OSError as exc:
+        raise CheckpointError(f"{path} is unreadable: {exc.strerror or exc}") from None
+    kind = data.get("task", "translation") if isinstance(data, dict) else None
+    if kind not in TASKS:
+        raise CheckpointError(f"{path} names no known task (one of {', '.join(TASKS)}): {kind!r}")
+    return kind
 
 
 def read_task_config(folder: Path, cls: type[T], what: str, task: str | None = None,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -35,14 +34,6 @@ def train_vision(
     test["seconds"] = time.time() - t0
     return write_results(run, {"model": run.name, "out": str(run.out_dir), "checkpoint": str(best),
                                "train": summary, "parameters": parameters(final_model), "test": test})
-
-
-def is_vision_checkpoint(path: str | Path) -> bool:
-    info = Path(path) / "task.json"
-    try:
-        return json.loads(info.read_text()).get("task") == "vision"
-    except (OSError, ValueError, AttributeError):
-        return False
 
 
 def load_vision_checkpoint(path: str | Path) -> tuple[torch.nn.Module, VisionTask]:
