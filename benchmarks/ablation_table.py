@@ -226,6 +226,41 @@ def _figure(records: list[dict], reference: list[dict]) -> bool:
     return True
 
 
+def rank_reading(records: list[dict], reference: list[dict]) -> str:
+    """What the rank sweep shows, computed from the runs: how far BLEU moves across the
+    measured ranks against the default rank's seed spread, and where the ranks sit
+    between the reference models."""
+    import statistics
+
+    sweep: dict[int, list[dict]] = {}
+    for r in records + [r for r in reference if r["name"] == "ringformer"]:
+        if r["name"] == "ringformer" or r["name"] in RANKS:
+            sweep.setdefault(_rank_of(r["name"]), []).append(r)
+    if len(sweep) < 2:
+        return ""
+    means = {rank: statistics.mean(r["test2016"] for r in rs) for rank, rs in sweep.items()}
+    ranks = sorted(means)
+    lo, hi = min(means.values()), max(means.values())
+    params = [sweep[k][0]["non_embedding"] for k in ranks]
+    _, noise = tables.mean_half([r["test2016"] for r in sweep[16]]) if 16 in sweep else (0.0, 0.0)
+    single = [k for k in ranks if len(sweep[k]) < 2]
+    verdict = (("more than" if hi - lo > 2 * noise else "no more than")
+               + f" twice the default rank's seed spread (±{noise:.2f})")
+    text = (f"Across the {len(ranks)} measured ranks (r = {', '.join(map(str, ranks))}; "
+            f"{params[0] / 1e6:.2f}–{params[-1] / 1e6:.2f} M non-embedding parameters) test2016 BLEU spans "
+            f"{lo:.2f}–{hi:.2f}, a range of {hi - lo:.2f}: {verdict}; best r = {max(means, key=means.get)}"
+            + (f" (r = {', '.join(map(str, single))} one seed so far)" if single else "") + ".")
+    refs = {n: statistics.mean(r["test2016"] for r in reference if r["name"] == n)
+            for n in ("universal", "looped", "vanilla") if any(r["name"] == n for r in reference)}
+    if refs:
+        parts = []
+        for n, v in refs.items():
+            above = sum(m > v for m in means.values())
+            parts.append(f"{above} of {len(means)} ranks above {n} ({v:.2f})")
+        text += " Measured: " + "; ".join(parts) + "."
+    return text + "\n"
+
+
 def reading(records: list[dict], default: list[dict], key: str, unit: str, names: dict) -> list[str]:
     """One sentence per variant with runs: its difference from the default RingFormer and
     whether that difference is larger than the two rows' seed spreads together (the only
@@ -281,8 +316,8 @@ def write_page(steps: int, seeds: list[int]) -> None:
                         {f"vit-{n}": f"`{n}` on Fashion-MNIST" for n in VARIANTS})
     what_it_says = ("What the measured rows say so far (computed from the JSONs when the page is written):\n\n"
                     + "\n".join(readings) + "\n") if readings else ""
-    figure = ("\n![BLEU against parameters](ablations/rank-sweep.png)\n" if _figure(records, reference)
-              else "\n(The rank-sweep figure appears once two ranks have runs.)\n")
+    figure = ("\n![BLEU against parameters](ablations/rank-sweep.png)\n\n" + rank_reading(records, reference)
+              if _figure(records, reference) else "\n(The rank-sweep figure appears once two ranks have runs.)\n")
     detail = "\n".join(
         f"| {r['name']} | {r['seed']} | {r['steps']} | {r['train_seconds'] / 60:.1f} | {r.get('device', '?')} | "
         f"{r['best_val_bleu']:.2f} | {r['test2016']:.2f} | {r['test2017']:.2f} |" for r in records
