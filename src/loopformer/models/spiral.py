@@ -136,20 +136,14 @@ class SpiralStack(Observable, nn.Module):
     # --- full sequence ---------------------------------------------------------------
 
     def forward(self, h: Tensor, shared: SharedInputs) -> Tensor:
-        for j, layer in enumerate(self.prelude):
-            h = layer(h, None, shared, ("prelude", j))
-            if self._observers:
-                self._emit(("prelude", j), h)
+        h = self._apply_once("prelude", h, shared)
         memo = self.state.begin(h, shared) if self.state is not None else None
         for t, level in enumerate(self.levels):
             e = self._level(t, level, h, shared)
             h = self.state.update(t, e, memo) if self.state is not None else e
             if self._observers:
                 self._emit(("level", t), h)
-        for j, layer in enumerate(self.coda):
-            h = layer(h, None, shared, ("coda", j))
-            if self._observers:
-                self._emit(("coda", j), h)
+        h = self._apply_once("coda", h, shared)
         return h
 
     def _core(self, t: int, z: Tensor, shared: SharedInputs) -> Tensor:

@@ -43,10 +43,7 @@ class LoopedStack(Observable, nn.Module):
         return len(self.prelude) + len(self.core) * self.n_loops + len(self.coda)
 
     def forward(self, h: Tensor, shared: SharedInputs) -> Tensor:
-        for j, layer in enumerate(self.prelude):
-            h = layer(h, None, shared, ("prelude", j))
-            if self._observers:
-                self._emit(("prelude", j), h)
+        h = self._apply_once("prelude", h, shared)
         k = len(self.core)
         memo = self.state.begin(h, shared) if self.state is not None else None
         for t in range(self.n_loops):
@@ -63,8 +60,5 @@ class LoopedStack(Observable, nn.Module):
                     self._emit(key, h)
             if self.state is not None:
                 h = self.state.update(t, h, memo)
-        for j, layer in enumerate(self.coda):
-            h = layer(h, None, shared, ("coda", j))
-            if self._observers:
-                self._emit(("coda", j), h)
+        h = self._apply_once("coda", h, shared)
         return h
