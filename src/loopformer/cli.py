@@ -363,8 +363,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
             print("diagonal: " + " ".join(f"{v:.3f}" for v in diag) + "\n")
         return 0
     from .analysis.compare import attention_distances, signal_norms
-    from .tasks.task_file import task_name
     from .analysis.plots import plot_distances
+    from .tasks.task_file import task_name
 
     if len(args.targets) != 1:
         raise ConfigError(f"analyze {what} takes one checkpoint")

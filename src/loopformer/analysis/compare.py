@@ -14,10 +14,10 @@ import torch
 from torch import Tensor
 
 from ..errors import ConfigError
+from ..tasks.task_file import task_name
 from .attention import mean_attention_distance, token_attention_distance
 from .cka import MinibatchCKA
 from .hooks import capture
-from ..tasks.task_file import task_name
 
 
 def token_rows(states: Tensor, mask: Tensor | None) -> Tensor:
