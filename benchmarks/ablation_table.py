@@ -193,6 +193,8 @@ def _rank_of(name: str) -> int:
 def _figure(records: list[dict], reference: list[dict]) -> bool:
     import statistics
 
+    from matplotlib.ticker import FuncFormatter
+
     from loopformer.analysis.plots import _figure as new_figure
     from loopformer.analysis.plots import _save
 
@@ -207,9 +209,9 @@ def _figure(records: list[dict], reference: list[dict]) -> bool:
     pts = sorted((rs[0]["non_embedding"], statistics.mean(r["test2016"] for r in rs), _rank_of(n), len(rs))
                  for n, rs in sweep.items())
     ax.plot([p[0] / 1e6 for p in pts], [p[1] for p in pts], "o-", color="tab:red", label="RingFormer, rank sweep")
-    for x, y, rank, n in pts:
+    for i, (x, y, rank, n) in enumerate(pts):  # labels alternate above and below: neighbours sit close
         ax.annotate(f"r={rank}" + ("" if n > 1 else " (1 seed)"), (x / 1e6, y), textcoords="offset points",
-                    xytext=(4, -10), fontsize=7)
+                    xytext=(-6, 7 if i % 2 == 0 else -13), fontsize=7)
     markers = {"vanilla": "s", "vanilla-matched": "D", "universal": "^", "looped": "v"}
     for name, marker in markers.items():
         rs = [r for r in reference if r["name"] == name]
@@ -217,6 +219,9 @@ def _figure(records: list[dict], reference: list[dict]) -> bool:
             ax.plot(rs[0]["non_embedding"] / 1e6, statistics.mean(r["test2016"] for r in rs), marker,
                     color="tab:blue" if name.startswith("vanilla") else "tab:gray", label=name)
     ax.set_xscale("log")
+    plain = FuncFormatter(lambda v, _: f"{v:g}")
+    ax.xaxis.set_major_formatter(plain)
+    ax.xaxis.set_minor_formatter(plain)
     ax.set_xlabel("non-embedding parameters (millions, log scale)")
     ax.set_ylabel("test2016 BLEU (mean over seeds)")
     ax.set_title("Multi30k De→En, *-mt-small, 2,400 steps")
