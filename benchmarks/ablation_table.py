@@ -190,6 +190,15 @@ def _rank_of(name: str) -> int:
     return 16 if name == "ringformer" else 256 // int(name.split("-d")[1])
 
 
+def _sweep(records: list[dict], reference: list[dict]) -> dict[int, list[dict]]:
+    """Runs of the rank sweep by rank: the rank rows and the default RingFormer (r = 16)."""
+    sweep: dict[int, list[dict]] = {}
+    for r in records + [r for r in reference if r["name"] == "ringformer"]:
+        if r["name"] == "ringformer" or r["name"] in RANKS:
+            sweep.setdefault(_rank_of(r["name"]), []).append(r)
+    return sweep
+
+
 def _figure(records: list[dict], reference: list[dict]) -> bool:
     import statistics
 
@@ -198,16 +207,13 @@ def _figure(records: list[dict], reference: list[dict]) -> bool:
     from loopformer.analysis.plots import _figure as new_figure
     from loopformer.analysis.plots import _save
 
-    sweep = {}
-    for r in records + [r for r in reference if r["name"] == "ringformer"]:
-        if r["name"] == "ringformer" or r["name"] in RANKS:
-            sweep.setdefault(r["name"], []).append(r)
+    sweep = _sweep(records, reference)
     if len(sweep) < 2:
         return False
     fig = new_figure(6.0, 4.2)
     ax = fig.subplots()
-    pts = sorted((rs[0]["non_embedding"], statistics.mean(r["test2016"] for r in rs), _rank_of(n), len(rs))
-                 for n, rs in sweep.items())
+    pts = sorted((rs[0]["non_embedding"], statistics.mean(r["test2016"] for r in rs), rank, len(rs))
+                 for rank, rs in sweep.items())
     ax.plot([p[0] / 1e6 for p in pts], [p[1] for p in pts], "o-", color="tab:red", label="RingFormer, rank sweep")
     for i, (x, y, rank, n) in enumerate(pts):  # labels alternate above and below: neighbours sit close
         ax.annotate(f"r={rank}" + ("" if n > 1 else " (1 seed)"), (x / 1e6, y), textcoords="offset points",
@@ -237,10 +243,7 @@ def rank_reading(records: list[dict], reference: list[dict]) -> str:
     between the reference models."""
     import statistics
 
-    sweep: dict[int, list[dict]] = {}
-    for r in records + [r for r in reference if r["name"] == "ringformer"]:
-        if r["name"] == "ringformer" or r["name"] in RANKS:
-            sweep.setdefault(_rank_of(r["name"]), []).append(r)
+    sweep = _sweep(records, reference)
     if len(sweep) < 2:
         return ""
     means = {rank: statistics.mean(r["test2016"] for r in rs) for rank, rs in sweep.items()}
