@@ -16,6 +16,7 @@ runs are one JSON each in ``docs/results/ablations/``; an interrupted run resume
 from __future__ import annotations
 
 import json
+import statistics
 import sys
 from pathlib import Path
 
@@ -214,10 +215,12 @@ def _figure(records: list[dict], reference: list[dict]) -> bool:
     ax = fig.subplots()
     pts = sorted((rs[0]["non_embedding"], statistics.mean(r["test2016"] for r in rs), rank, len(rs))
                  for rank, rs in sweep.items())
-    ax.plot([p[0] / 1e6 for p in pts], [p[1] for p in pts], "o-", color="tab:red", label="RingFormer, rank sweep")
+    halves = [tables.mean_half([r["test2016"] for r in sweep[p[2]]])[1] for p in pts]
+    ax.errorbar([p[0] / 1e6 for p in pts], [p[1] for p in pts], yerr=halves, fmt="o-", color="tab:red", capsize=3,
+                label="RingFormer, rank sweep (bars: half the seed range)")
     for i, (x, y, rank, n) in enumerate(pts):  # labels alternate above and below: neighbours sit close
         ax.annotate(f"r={rank}" + ("" if n > 1 else " (1 seed)"), (x / 1e6, y), textcoords="offset points",
-                    xytext=(-6, 7 if i % 2 == 0 else -13), fontsize=7)
+                    xytext=(6, 4 if i % 2 == 0 else -11), fontsize=7)
     markers = {"vanilla": "s", "vanilla-matched": "D", "universal": "^", "looped": "v"}
     for name, marker in markers.items():
         rs = [r for r in reference if r["name"] == name]
@@ -250,10 +253,15 @@ def rank_reading(records: list[dict], reference: list[dict]) -> str:
     ranks = sorted(means)
     lo, hi = min(means.values()), max(means.values())
     params = [sweep[k][0]["non_embedding"] for k in ranks]
-    _, noise = tables.mean_half([r["test2016"] for r in sweep[16]]) if 16 in sweep else (0.0, 0.0)
+    sd = tables.pooled_sd([[r["test2016"] for r in rs] for rs in sweep.values()])
     single = [k for k in ranks if len(sweep[k]) < 2]
-    verdict = (("more than" if hi - lo > 2 * noise else "no more than")
-               + f" twice the default rank's seed spread (±{noise:.2f})")
+    if sd is None:
+        verdict = "no seed noise measured yet to compare it with"
+    else:  # standard error of the difference of two ranks' means
+        se = sd * (1 / len(sweep[min(means, key=means.get)]) + 1 / len(sweep[max(means, key=means.get)])) ** 0.5
+        verdict = (("more than" if hi - lo > 2 * se else "no more than")
+                   + f" twice the standard error of the difference between the two ({2 * se:.2f}, from the "
+                   f"seed-to-seed s.d. pooled over the ranks, {sd:.2f})")
     text = (f"Across the {len(ranks)} measured ranks (r = {', '.join(map(str, ranks))}; "
             f"{params[0] / 1e6:.2f}–{params[-1] / 1e6:.2f} M non-embedding parameters) test2016 BLEU spans "
             f"{lo:.2f}–{hi:.2f}, a range of {hi - lo:.2f}: {verdict}; best r = {max(means, key=means.get)}"
@@ -270,27 +278,70 @@ def rank_reading(records: list[dict], reference: list[dict]) -> str:
 
 
 def reading(records: list[dict], default: list[dict], key: str, unit: str, names: dict) -> list[str]:
-    """One sentence per variant with runs: its difference from the default RingFormer and
-    whether that difference is larger than the two rows' seed spreads together (the only
-    noise estimate two seeds give); one seed is said to be one seed."""
+    """One sentence per variant with runs: its difference from the default RingFormer
+    against twice the standard error of that difference, from the seed-to-seed s.d.
+    pooled over the default and every variant of this task (two seeds per row are too few
+    for a row's own spread to be the noise estimate); one seed is said to be one seed."""
     if not default:
         return []
-    base_mean, base_half = tables.mean_half([r[key] for r in default])
+    groups = [[r[key] for r in default]] + [[r[key] for r in records if r["name"] == n] for n in names]
+    sd = tables.pooled_sd(groups)
+    base = [r[key] for r in default]
     out = []
     for name, label in names.items():
         values = [r[key] for r in records if r["name"] == name]
         if not values:
             continue
-        mean, half = tables.mean_half(values)
-        diff = mean - base_mean
-        if len(values) < 2:
-            verdict = "one seed so far, so no spread of its own to compare with"
-        elif abs(diff) > base_half + half:
-            verdict = "larger than the two rows' seed spreads together"
-        else:
-            verdict = "within the two rows' seed spreads, so not a measured difference"
-        out.append(f"- {label}: {diff:+.2f} {unit} against the default ({verdict}).")
+        diff = statistics.mean(values) - statistics.mean(base)
+        if sd is None:
+            out.append(f"- {label}: {diff:+.2f} {unit} against the default (no seed noise measured yet).")
+            continue
+        se = sd * (1 / len(values) + 1 / len(base)) ** 0.5
+        verdict = ("a measured difference" if abs(diff) > 2 * se else "not a measured difference")
+        seeds = "" if len(values) > 1 else "; one seed so far"
+        out.append(f"- {label}: {diff:+.2f} {unit} against the default, {verdict} "
+                   f"(twice its standard error: {2 * se:.2f}{seeds}).")
     return out
+
+
+def summary(records: list[dict], default: list[dict], key: str, names: dict, task: str) -> str:
+    """The table's reading in one sentence: which switches move the result by more than
+    twice the standard error, and the pooled noise that judgement rests on."""
+    groups = [[r[key] for r in default]] + [[r[key] for r in records if r["name"] == n] for n in names]
+    sd = tables.pooled_sd(groups)
+    measured = [n for n in names if any(r["name"] == n for r in records)]
+    if sd is None or not default or not measured:
+        return ""
+    moved = []
+    for name in measured:
+        values = [r[key] for r in records if r["name"] == name]
+        diff = statistics.mean(values) - statistics.mean(r[key] for r in default)
+        if abs(diff) > 2 * sd * (1 / len(values) + 1 / len(default)) ** 0.5:
+            moved.append(f"`{names[name]}` ({diff:+.2f})")
+    head = (f"{task}: of {len(measured)} variants, " + (", ".join(moved) + (" moves" if len(moved) == 1 else " move")
+            if moved else "none moves") + " the result by more than twice the standard error of the difference "
+            f"(seed-to-seed s.d. pooled over all rows: {sd:.2f})")
+    rest = len(measured) - len(moved)
+    return head + (f"; the other {rest} are indistinguishable from the default at this budget." if moved and rest
+                   else ".")
+
+
+def device_reading(records: list[dict]) -> str:
+    """Whether the device a seed ran on shows in the result: over translation rows whose
+    two seeds ran on different devices, the GPU seed minus the CPU seed."""
+    diffs = []
+    for name in sorted({r["name"] for r in records if r["name"] not in VISION}):
+        rs = [r for r in records if r["name"] == name]
+        on_cpu = [not r.get("device") or str(r["device"]).startswith("CPU") for r in rs]  # older records: CPU
+        cpu = [r["test2016"] for r, c in zip(rs, on_cpu) if c]
+        gpu = [r["test2016"] for r, c in zip(rs, on_cpu) if not c]
+        if cpu and gpu:
+            diffs.append(statistics.mean(gpu) - statistics.mean(cpu))
+    if len(diffs) < 2:
+        return ""
+    return (f"Seeds of a row ran on different devices (last tables): over the {len(diffs)} translation rows with one "
+            f"seed on each, the GPU seed minus the CPU seed averages {statistics.mean(diffs):+.2f} test2016 BLEU "
+            f"(from {min(diffs):+.2f} to {max(diffs):+.2f}), {sum(d > 0 for d in diffs)} of {len(diffs)} positive.")
 
 
 def write_page(steps: int, seeds: list[int]) -> None:
@@ -322,7 +373,15 @@ def write_page(steps: int, seeds: list[int]) -> None:
     readings = reading(records, default, "test2016", "test2016 BLEU", labels)
     readings += reading(records, vision_default, "test_accuracy", "Fashion-MNIST points",
                         {f"vit-{n}": f"`{n}` on Fashion-MNIST" for n in VARIANTS})
-    what_it_says = ("What the measured rows say so far (computed from the JSONs when the page is written):\n\n"
+    sums = [summary(records, default, "test2016", {n: n for n in {**VARIANTS, **RANKS}}, "Multi30k test2016 BLEU"),
+            summary(records, vision_default, "test_accuracy", {f"vit-{n}": n for n in VARIANTS},
+                    "Fashion-MNIST accuracy")]
+    what_it_says = ("What the measured rows say (computed from the JSONs when the page is written):\n\n"
+                    + "".join(f"**{line}**\n\n" for line in sums if line)
+                    + f"Each sentence below is a two-sided test at about 95%: over these {len(readings)} comparisons "
+                    f"about {len(readings) / 20:.1f} would cross the line by chance alone, so one crossing on its "
+                    "own is weak evidence and three seeds would be the next step. " + device_reading(records + default)
+                    + "\n\n"
                     + "\n".join(readings) + "\n") if readings else ""
     figure = ("\n![BLEU against parameters](ablations/rank-sweep.png)\n\n" + rank_reading(records, reference)
               if _figure(records, reference) else "\n(The rank-sweep figure appears once two ranks have runs.)\n")

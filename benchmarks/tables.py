@@ -59,6 +59,17 @@ def mean_half(values: list[float]) -> tuple[float, float]:
     return statistics.mean(values), (max(values) - min(values)) / 2
 
 
+def pooled_sd(groups: list[list[float]]) -> float | None:
+    """Seed-to-seed standard deviation pooled over every row with two or more seeds.
+
+    Two seeds give each row a noisy spread of its own (two runs can agree to 0.01 by
+    chance), so rows are compared against the noise of all rows together: the rows share
+    one recipe and differ by one switch, so their seed noise is assumed alike."""
+    num = sum(sum((v - statistics.mean(g)) ** 2 for v in g) for g in groups if len(g) > 1)
+    dof = sum(len(g) - 1 for g in groups if len(g) > 1)
+    return (num / dof) ** 0.5 if dof else None
+
+
 def spread(values: list[float], digits: int = 2) -> str:
     if not values:
         return "–"
