@@ -9,9 +9,14 @@ import torch
 
 
 def matmul_peak(
-    dtype: torch.dtype, device: torch.device, sizes: tuple[int, ...] = (1024, 2048), repeats: int = 5
+    dtype: torch.dtype, device: torch.device, sizes: tuple[int, ...] | None = None, repeats: int = 5
 ) -> float:
-    """Best FLOP/s of square ``n x n @ n x n`` matmuls over ``sizes`` (median of ``repeats``)."""
+    """Best FLOP/s of square ``n x n @ n x n`` matmuls over ``sizes`` (median of ``repeats``).
+
+    A GPU needs far larger products than a CPU to reach its ceiling (a 2048-cube product
+    is over in microseconds, mostly launch latency), so the default sizes follow the device."""
+    if sizes is None:
+        sizes = (4096, 8192) if device.type == "cuda" else (1024, 2048)
     best = 0.0
     for n in sizes:
         a = torch.randn(n, n, device=device).to(dtype)
