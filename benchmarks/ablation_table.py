@@ -277,51 +277,48 @@ def rank_reading(records: list[dict], reference: list[dict]) -> str:
     return text + "\n"
 
 
-def reading(records: list[dict], default: list[dict], key: str, unit: str, names: dict) -> list[str]:
-    """One sentence per variant with runs: its difference from the default RingFormer
-    against twice the standard error of that difference, from the seed-to-seed s.d.
-    pooled over the default and every variant of this task (two seeds per row are too few
-    for a row's own spread to be the noise estimate); one seed is said to be one seed."""
-    if not default:
-        return []
+def _compare(records: list[dict], default: list[dict], key: str, names) -> tuple[float | None, list[tuple]]:
+    """Each measured variant against the default: (name, seeds, difference of means,
+    standard error of that difference). The seed-to-seed s.d. is pooled over the default
+    and every variant of the task: two seeds per row are too few for a row's own spread
+    to be the noise estimate."""
     groups = [[r[key] for r in default]] + [[r[key] for r in records if r["name"] == n] for n in names]
     sd = tables.pooled_sd(groups)
     base = [r[key] for r in default]
     out = []
-    for name, label in names.items():
+    for name in names:
         values = [r[key] for r in records if r["name"] == name]
-        if not values:
+        if values and base:
+            se = sd * (1 / len(values) + 1 / len(base)) ** 0.5 if sd is not None else None
+            out.append((name, len(values), statistics.mean(values) - statistics.mean(base), se))
+    return sd, out
+
+
+def reading(records: list[dict], default: list[dict], key: str, unit: str, names: dict) -> list[str]:
+    """One sentence per variant with runs: its difference from the default RingFormer
+    against twice the standard error of that difference; one seed is said to be one seed."""
+    out = []
+    for name, seeds, diff, se in _compare(records, default, key, names)[1]:
+        if se is None:
+            out.append(f"- {names[name]}: {diff:+.2f} {unit} against the default (no seed noise measured yet).")
             continue
-        diff = statistics.mean(values) - statistics.mean(base)
-        if sd is None:
-            out.append(f"- {label}: {diff:+.2f} {unit} against the default (no seed noise measured yet).")
-            continue
-        se = sd * (1 / len(values) + 1 / len(base)) ** 0.5
-        verdict = ("a measured difference" if abs(diff) > 2 * se else "not a measured difference")
-        seeds = "" if len(values) > 1 else "; one seed so far"
-        out.append(f"- {label}: {diff:+.2f} {unit} against the default, {verdict} "
-                   f"(twice its standard error: {2 * se:.2f}{seeds}).")
+        verdict = "a measured difference" if abs(diff) > 2 * se else "not a measured difference"
+        out.append(f"- {names[name]}: {diff:+.2f} {unit} against the default, {verdict} "
+                   f"(twice its standard error: {2 * se:.2f}{'' if seeds > 1 else '; one seed so far'}).")
     return out
 
 
-def summary(records: list[dict], default: list[dict], key: str, names: dict, task: str) -> str:
+def summary(records: list[dict], default: list[dict], key: str, names: list[str], task: str) -> str:
     """The table's reading in one sentence: which switches move the result by more than
     twice the standard error, and the pooled noise that judgement rests on."""
-    groups = [[r[key] for r in default]] + [[r[key] for r in records if r["name"] == n] for n in names]
-    sd = tables.pooled_sd(groups)
-    measured = [n for n in names if any(r["name"] == n for r in records)]
-    if sd is None or not default or not measured:
+    sd, compared = _compare(records, default, key, names)
+    if sd is None or not compared:
         return ""
-    moved = []
-    for name in measured:
-        values = [r[key] for r in records if r["name"] == name]
-        diff = statistics.mean(values) - statistics.mean(r[key] for r in default)
-        if abs(diff) > 2 * sd * (1 / len(values) + 1 / len(default)) ** 0.5:
-            moved.append(f"`{names[name]}` ({diff:+.2f})")
-    head = (f"{task}: of {len(measured)} variants, " + (", ".join(moved) + (" moves" if len(moved) == 1 else " move")
+    moved = [f"`{name.removeprefix('vit-')}` ({diff:+.2f})" for name, _, diff, se in compared if abs(diff) > 2 * se]
+    head = (f"{task}: of {len(compared)} variants, " + (", ".join(moved) + (" moves" if len(moved) == 1 else " move")
             if moved else "none moves") + " the result by more than twice the standard error of the difference "
             f"(seed-to-seed s.d. pooled over all rows: {sd:.2f})")
-    rest = len(measured) - len(moved)
+    rest = len(compared) - len(moved)
     return head + (f"; the other {rest} are indistinguishable from the default at this budget." if moved and rest
                    else ".")
 
@@ -373,14 +370,14 @@ def write_page(steps: int, seeds: list[int]) -> None:
     readings = reading(records, default, "test2016", "test2016 BLEU", labels)
     readings += reading(records, vision_default, "test_accuracy", "Fashion-MNIST points",
                         {f"vit-{n}": f"`{n}` on Fashion-MNIST" for n in VARIANTS})
-    sums = [summary(records, default, "test2016", {n: n for n in {**VARIANTS, **RANKS}}, "Multi30k test2016 BLEU"),
-            summary(records, vision_default, "test_accuracy", {f"vit-{n}": n for n in VARIANTS},
-                    "Fashion-MNIST accuracy")]
+    sums = [summary(records, default, "test2016", [*VARIANTS, *RANKS], "Multi30k test2016 BLEU"),
+            summary(records, vision_default, "test_accuracy", list(VISION), "Fashion-MNIST accuracy")]
     what_it_says = ("What the measured rows say (computed from the JSONs when the page is written):\n\n"
                     + "".join(f"**{line}**\n\n" for line in sums if line)
-                    + f"Each sentence below is a two-sided test at about 95%: over these {len(readings)} comparisons "
-                    f"about {len(readings) / 20:.1f} would cross the line by chance alone, so one crossing on its "
-                    "own is weak evidence and three seeds would be the next step. " + device_reading(records + default)
+                    + "Each sentence below is a two-sided test at roughly 95% (normal approximation): over these "
+                    f"{len(readings)} comparisons about {len(readings) / 20:.1f} would cross the line by chance "
+                    "alone, so one crossing on its own is weak evidence and three seeds would be the next step. "
+                    + device_reading(records + default)
                     + "\n\n"
                     + "\n".join(readings) + "\n") if readings else ""
     figure = ("\n![BLEU against parameters](ablations/rank-sweep.png)\n\n" + rank_reading(records, reference)
