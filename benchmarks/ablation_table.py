@@ -314,7 +314,9 @@ def summary(records: list[dict], default: list[dict], key: str, names: list[str]
     sd, compared = _compare(records, default, key, names)
     if sd is None or not compared:
         return ""
-    moved = [f"`{name.removeprefix('vit-')}` ({diff:+.2f})" for name, _, diff, se in compared if abs(diff) > 2 * se]
+    base = len(default)
+    moved = [f"`{name.removeprefix('vit-')}` ({diff:+.2f}; {seeds} seeds against the default's {base})"
+             for name, seeds, diff, se in compared if abs(diff) > 2 * se]
     head = (f"{task}: of {len(compared)} variants, " + (", ".join(moved) + (" moves" if len(moved) == 1 else " move")
             if moved else "none moves") + " the result by more than twice the standard error of the difference "
             f"(seed-to-seed s.d. pooled over all rows: {sd:.2f})")
@@ -376,7 +378,8 @@ def write_page(steps: int, seeds: list[int]) -> None:
                     + "".join(f"**{line}**\n\n" for line in sums if line)
                     + "Each sentence below is a two-sided test at roughly 95% (normal approximation): over these "
                     f"{len(readings)} comparisons about {len(readings) / 20:.1f} would cross the line by chance "
-                    "alone, so one crossing on its own is weak evidence and three seeds would be the next step. "
+                    "alone, so a crossing counts for more when it holds with more seeds (the lines above give the "
+                    "seeds behind each). "
                     + device_reading(records + default)
                     + "\n\n"
                     + "\n".join(readings) + "\n") if readings else ""

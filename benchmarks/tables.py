@@ -92,8 +92,10 @@ def main(doc: str, models: dict, results: Path, default_steps: int,
     global DEVICE
     DEVICE = args.device
     seeds = [int(s) for s in args.seeds.split(",")]
-    # the page counts runs against the default seeds even when this call runs only some
-    page_seeds = sorted(set(seeds) | {0, 1})
+    # the page counts runs against the default seeds even when this call runs only some,
+    # and against every seed that already has a run (so a partial third seed shows as such)
+    found = {int(p.stem.rsplit("-s", 1)[1]) for p in results.glob("*-s*.json") if p.stem.rsplit("-s", 1)[1].isdigit()}
+    page_seeds = sorted(set(seeds) | {0, 1} | found)
     chosen = args.models.split(",")
     unknown = [m for m in chosen if m not in models]
     if unknown:
