@@ -70,30 +70,30 @@ GPU_JOBS: dict[str, list[str]] = {
 SCRIPTS = {"matmul-shapes": "benchmarks/matmul_shapes.py"}  # jobs that are scripts rather than bench runs
 
 
-def command(job: str, gpu: bool = False) -> str:
+def _bench(job: str, gpu: bool) -> tuple[list[str], str]:
+    """The ``loopformer bench`` arguments of a job and its JSON (relative to the root)."""
     if gpu:
-        return " ".join(["loopformer", "bench", *GPU_JOBS[job], "--device", "cuda", "--json",
-                         f"docs/results/speed/gpu/{job}.json"])
-    if job in SCRIPTS:
+        return [*GPU_JOBS[job], "--device", "cuda"], f"docs/results/speed/gpu/{job}.json"
+    return JOBS[job], f"docs/results/speed/{job}.json"
+
+
+def command(job: str, gpu: bool = False) -> str:
+    if job in SCRIPTS and not gpu:
         return f"python {SCRIPTS[job]}"
-    return " ".join(["loopformer", "bench", *JOBS[job], "--json", f"docs/results/speed/{job}.json"])
+    args, out = _bench(job, gpu)
+    return " ".join(["loopformer", "bench", *args, "--json", out])
 
 
 def run_job(job: str, gpu: bool = False) -> None:
-    if gpu:
-        GPU_RESULTS.mkdir(parents=True, exist_ok=True)
-        print(f"== {job}: {command(job, gpu=True)}", flush=True)
-        subprocess.run([sys.executable, "-m", "loopformer", "bench", *GPU_JOBS[job], "--device", "cuda", "--json",
-                        str(GPU_RESULTS / f"{job}.json")], check=True, cwd=ROOT)
-        return
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    if job in SCRIPTS:
-        print(f"== {job}: {command(job)}", flush=True)
+    print(f"== {job}: {command(job, gpu)}", flush=True)
+    if job in SCRIPTS and not gpu:
+        RESULTS.mkdir(parents=True, exist_ok=True)
         subprocess.run([sys.executable, str(ROOT / SCRIPTS[job])], check=True, cwd=ROOT)
         return
-    args = [sys.executable, "-m", "loopformer", "bench", *JOBS[job], "--json", str(RESULTS / f"{job}.json")]
-    print(f"== {job}: {command(job)}", flush=True)
-    subprocess.run(args, check=True, cwd=ROOT)
+    args, out = _bench(job, gpu)
+    (ROOT / out).parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run([sys.executable, "-m", "loopformer", "bench", *args, "--json", str(ROOT / out)], check=True,
+                   cwd=ROOT)
 
 
 def load(job: str, gpu: bool = False) -> dict | None:
