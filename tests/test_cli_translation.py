@@ -89,3 +89,25 @@ def test_bad_settings_are_one_line_errors(tmp_path, capsys):
         assert main(["train", "translation", "--out", str(tmp_path / "x")] + extra) == 2
         err = capsys.readouterr().err
         assert err.startswith("loopformer: error:") and err.count("\n") == 1, err
+
+
+def test_a_translation_with_line_breaks_stays_one_line(ckpt, monkeypatch, capsys):
+    from loopformer.tasks import translation_run
+
+    real = translation_run.load_translation_checkpoint
+
+    def breaking(path):
+        model, task = real(path)
+
+        class Task:
+            tok = task.tok
+
+            def translate(self, model, lines, **kw):
+                return ["a\nb\rc\x1dd\u2028e", "ends with a break\x1d", "plain"][: len(lines)]
+
+        return model, Task()
+
+    monkeypatch.setattr(translation_run, "load_translation_checkpoint", breaking)
+    code, out = _run_translate(ckpt, "eins\nzwei\ndrei\n".encode(), monkeypatch, capsys)
+    assert code == 0
+    assert out.out.split("\n") == ["a b c d e", "ends with a break", "plain", ""]

@@ -184,8 +184,14 @@ def cmd_translate(args: argparse.Namespace) -> int:
             print(f"loopformer: warning: line {i + 1} has {len(ids)} tokens; "
                   f"only the first {limit - 1} are translated", file=sys.stderr)
     for line in task.translate(model, lines, beam=args.beam, length_penalty=args.length_penalty):
-        print(line)
+        print(one_line(line))
     return 0
+
+
+def one_line(text: str) -> str:
+    """A byte-level tokenizer can decode to any character, line breaks included; output
+    keeps one line per input line, so each break (as ``str.splitlines`` sees them) is a space."""
+    return " ".join(text.splitlines())
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
