@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import statistics
 from pathlib import Path
 from typing import Callable
@@ -94,7 +95,7 @@ def main(doc: str, models: dict, results: Path, default_steps: int,
     seeds = [int(s) for s in args.seeds.split(",")]
     # the page counts runs against the default seeds even when this call runs only some,
     # and against every seed that already has a run (so a partial third seed shows as such)
-    found = {int(p.stem.rsplit("-s", 1)[1]) for p in results.glob("*-s*.json") if p.stem.rsplit("-s", 1)[1].isdigit()}
+    found = {int(m.group(1)) for p in results.glob("*.json") if (m := re.search(r"-s(\d+)$", p.stem))}
     page_seeds = sorted(set(seeds) | {0, 1} | found)
     chosen = args.models.split(",")
     unknown = [m for m in chosen if m not in models]
