@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 from .layers.cache import KVCache
+from .packing import packs_linears
 
 
 @dataclass
@@ -23,6 +24,7 @@ class Hypotheses:
     finished: list[bool]  # whether EOS was emitted (else the length limit was hit)
 
 
+@packs_linears
 @torch.no_grad()
 def greedy_search(
     model, src: Tensor, bos: int, eos: int, max_len: int, src_padding_mask: Tensor | None = None
@@ -48,6 +50,7 @@ def greedy_search(
     return Hypotheses([_strip(s, eos) for s in seqs], scores.tolist(), done.tolist())
 
 
+@packs_linears
 @torch.no_grad()
 def beam_search(
     model, src: Tensor, bos: int, eos: int, max_len: int, beam: int = 4, length_penalty: float = 0.6,
@@ -108,6 +111,7 @@ def decode(model, src: Tensor, bos: int, eos: int, max_len: int, beam: int = 1, 
     return beam_search(model, src, bos, eos, max_len, beam, length_penalty, src_padding_mask)
 
 
+@packs_linears
 @torch.no_grad()
 def score_hypotheses(model, src: Tensor, hyps: list[list[int]], bos: int, eos: int, pad: int,
                      add_eos: list[bool] | None = None) -> list[float]:

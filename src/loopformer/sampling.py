@@ -11,8 +11,10 @@ import torch
 from torch import Tensor
 
 from .device import module_device
+from .packing import packs_linears
 
 
+@packs_linears
 @torch.no_grad()
 def sample(
     model, prompt: Tensor, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None,
