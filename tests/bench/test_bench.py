@@ -82,8 +82,27 @@ def test_bad_arguments_give_one_line_errors(args, message, capsys):
 
 
 def test_split_name():
-    assert split_name("ringformer-mt-base:bf16+compile", "fp32") == ("ringformer-mt-base", "bf16", True)
-    assert split_name("vit-tiny", "bf16") == ("vit-tiny", "bf16", False)
+    assert split_name("ringformer-mt-base:bf16+compile", "fp32") == ("ringformer-mt-base", "bf16", {"compile"})
+    assert split_name("vit-tiny", "bf16") == ("vit-tiny", "bf16", set())
+    assert split_name("vit-tiny+compile+nopack", "fp32") == ("vit-tiny", "fp32", {"compile", "nopack"})
+
+
+def test_unknown_entry_option_is_a_config_error():
+    from loopformer.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"unknown option '\+fast'.*\+nopack"):
+        split_name("vit-tiny+fast", "fp32")
+
+
+def test_nopack_entry_decodes_without_packing(tmp_path):
+    out = tmp_path / "p.json"
+    assert main(["bench", "ringformer-mt-small", "ringformer-mt-small+nopack", *TINY, "signal_rank=4",
+                 "--vocab-size", "50", "--src-len", "6", "--tgt-len", "5", *FAST, "--no-peak",
+                 "--workloads", "greedy", "--baseline", "ringformer-mt-small+nopack", "--json", str(out)]) == 0
+    rows = {r["entry"]: r for r in json.loads(out.read_text())["rows"]}
+    assert set(rows) == {"ringformer-mt-small", "ringformer-mt-small+nopack"}
+    # the same arithmetic is counted either way (FLOP counting never takes the packed path)
+    assert rows["ringformer-mt-small"]["flops"] == rows["ringformer-mt-small+nopack"]["flops"] > 0
 
 
 def test_vision_bench_counts_images(tmp_path):

@@ -34,7 +34,10 @@ class Shape:
 
 @dataclass
 class Entry:
-    """One benchmarked model: ``PRESET[:fp32|bf16][+compile]`` or a reference name."""
+    """One benchmarked model: ``PRESET[:fp32|bf16][+compile][+nopack]`` or a reference name.
+
+    ``+nopack`` times inference without the pre-packed linear weights that decoding
+    uses by default (:mod:`loopformer.packing`), to show what packing buys."""
 
     name: str
     task: str  # seq2seq | decoder | vit
@@ -42,21 +45,28 @@ class Entry:
     precision: str = "fp32"
     compiled: bool = False
     config: ModelConfig | None = None  # None for references
+    packed: bool = True
 
     @property
     def autocast_dtype(self) -> torch.dtype | None:
         return torch.bfloat16 if self.precision == "bf16" else None
 
 
-def split_name(text: str, default_precision: str) -> tuple[str, str, bool]:
-    """``"ringformer-mt-base:bf16+compile"`` -> (preset, precision, compiled)."""
-    compiled = text.endswith("+compile")
-    base = text[: -len("+compile")] if compiled else text
+FLAGS = ("compile", "nopack")
+
+
+def split_name(text: str, default_precision: str) -> tuple[str, str, set[str]]:
+    """``"ringformer-mt-base:bf16+compile"`` -> (preset, precision, {"compile"})."""
+    base, *flags = text.split("+")
+    unknown = [f for f in flags if f not in FLAGS]
+    if unknown:
+        raise ConfigError(f"unknown option '+{unknown[0]}' in '{text}'; choose from "
+                          + ", ".join("+" + f for f in FLAGS))
     preset, _, precision = base.partition(":")
     precision = precision or default_precision
     if precision not in PRECISIONS:
         raise ConfigError(f"unknown precision '{precision}' in '{text}'; choose from {', '.join(PRECISIONS)}")
-    return preset, precision, compiled
+    return preset, precision, set(flags)
 
 
 def parse_entry(
@@ -65,7 +75,8 @@ def parse_entry(
     """Build the model an entry names, on ``device``, in training mode, seeded."""
     from ..models import build_model
 
-    preset, precision, compiled = split_name(text, default_precision)
+    preset, precision, flags = split_name(text, default_precision)
+    compiled, packed = "compile" in flags, "nopack" not in flags
     torch.manual_seed(0)
     if preset in REFERENCES:
         if like is None or like.task != "seq2seq":
@@ -73,12 +84,12 @@ def parse_entry(
         model = TorchTransformerSeq2Seq(like).to(device)
         if compiled:
             model = torch.compile(model)
-        return Entry(text, "seq2seq", model, precision, compiled, None)
+        return Entry(text, "seq2seq", model, precision, compiled, None, packed)
     config = get_config(preset, **overrides)
     model = build_model(config).to(device)
     if compiled:
         compile_layers(model)
-    return Entry(text, config.task, model, precision, compiled, config)
+    return Entry(text, config.task, model, precision, compiled, config, packed)
 
 
 class TorchTransformerSeq2Seq(nn.Module):

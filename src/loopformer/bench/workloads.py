@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..generate import beam_search, greedy_search
+from ..packing import packed_linears, packs_linears
 from ..sampling import sample
 from ..train.config import TrainConfig
 from ..train.optim import build_optimizer
@@ -183,7 +184,7 @@ def _inference(name: str, unit: str, units: int, entry: Entry, device: torch.dev
 def _timed_inference(entry: Entry, device: torch.device, body: Callable[[], None]) -> Callable[[], float]:
     def run() -> float:
         entry.model.eval()
-        with torch.no_grad(), _autocast(entry, device):
+        with torch.no_grad(), _autocast(entry, device), packed_linears(entry.model, entry.packed):
             sync(device)
             start = time.perf_counter()
             body()
@@ -224,6 +225,7 @@ def _beam(entry: Entry, shape: Shape, device: torch.device) -> Workload:
     return _inference(f"beam{shape.beam}", "new tokens", shape.batch * shape.tgt_len, entry, device, body)
 
 
+@packs_linears
 @torch.no_grad()
 def greedy_uncached(model, src: Tensor, bos: int, steps: int, rerun_encoder: bool = False) -> Tensor:
     """Greedy decoding without a cache: the decoder re-runs over the whole prefix at every
@@ -275,7 +277,7 @@ def _decode_at(entry: Entry, shape: Shape, device: torch.device, position: int, 
 
     def run() -> float:
         model.eval()
-        with torch.no_grad(), _autocast(entry, device):
+        with torch.no_grad(), _autocast(entry, device), packed_linears(model, entry.packed):
             cache = model.new_cache()
             model(tok[:, :position], cache=cache)
             total = 0.0
@@ -317,7 +319,7 @@ def _core(entry: Entry, shape: Shape, device: torch.device) -> Workload:
         try:
             clock["total"], clock["calls"] = 0.0, 0
             model.eval()
-            with torch.no_grad(), _autocast(entry, device):
+            with torch.no_grad(), _autocast(entry, device), packed_linears(model, entry.packed):
                 cache = model.new_cache()
                 model(prompt, cache=cache)
                 clock["total"], clock["calls"] = 0.0, 0  # only the generated tokens count
