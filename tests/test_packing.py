@@ -8,9 +8,26 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from conftest import randomize_signals, tiny
 from loopformer.generate import beam_search, greedy_search
+from loopformer import packing
 from loopformer.packing import _PACKED, _PackedForward, forget_packed, packed_linears, packing_available
 
 pytestmark = pytest.mark.skipif(not packing_available(), reason="this torch build has no oneDNN packed linear")
+
+
+@pytest.fixture(autouse=True)
+def pack_every_size(monkeypatch):
+    """The tests' layers are tiny: pack them anyway (the size floor has its own test)."""
+    monkeypatch.setattr(packing, "MIN_PACKED_MACS", 0)
+
+
+def test_small_products_stay_on_f_linear(monkeypatch):
+    monkeypatch.setattr(packing, "MIN_PACKED_MACS", 1 << 22)
+    small, large = nn.Linear(128, 384), nn.Linear(512, 2048)
+    with torch.no_grad(), packed_linears(nn.Sequential(small, large)) as n:
+        assert n == 2
+        small(torch.randn(1, 1, 128))  # 49k multiply-adds
+        large(torch.randn(32, 1, 512))  # 33.5M
+    assert small not in _PACKED and large in _PACKED
 
 
 @pytest.mark.parametrize("bias", [True, False])
