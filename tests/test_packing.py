@@ -9,7 +9,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from conftest import randomize_signals, tiny
 from loopformer.generate import beam_search, greedy_search
 from loopformer import packing
-from loopformer.packing import _PACKED, _PackedForward, forget_packed, packed_linears, packing_available
+from loopformer.packing import _PACKED, _PackedForward, packed_linears, packing_available
 
 pytestmark = pytest.mark.skipif(not packing_available(), reason="this torch build has no oneDNN packed linear")
 
@@ -27,7 +27,7 @@ def test_small_products_stay_on_f_linear(monkeypatch):
         assert n == 2
         small(torch.randn(1, 1, 128))  # 49k multiply-adds
         large(torch.randn(32, 1, 512))  # 33.5M
-    assert small not in _PACKED and large in _PACKED
+        assert small not in _PACKED and large in _PACKED
 
 
 @pytest.mark.parametrize("bias", [True, False])
@@ -41,10 +41,11 @@ def test_packed_linear_matches_f_linear(bias, shape):
         assert n == 1 and isinstance(layer.__dict__["forward"], _PackedForward)
         got = layer(x)
         got_t = layer(x.transpose(0, -2).contiguous().transpose(0, -2))  # non-contiguous input
-    assert got.shape == want.shape and got.dtype == torch.float32
+        assert layer in _PACKED
+    assert layer not in _PACKED  # the copy lives as long as the block
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(got_t, want, rtol=1e-5, atol=1e-5)
-    assert layer in _PACKED
+    assert got.shape == want.shape and got.dtype == torch.float32
 
 
 def test_empty_inputs_keep_their_shape():
@@ -130,10 +131,12 @@ def test_decoding_packs_and_gives_the_same_hypotheses():
     model = tiny("ringformer", "mt", cross_attention_signals=True).eval()
     randomize_signals(model)
     src = torch.randint(4, 40, (3, 6))
-    forget_packed(model)
+    seen = []
+    hook = model.output.register_forward_hook(lambda mod, args, out: seen.append(type(mod.__dict__.get("forward"))))
     packed_g = greedy_search(model, src, 1, 2, max_len=8)
     packed_b = beam_search(model, src, 1, 2, max_len=8, beam=3)
-    assert model.output in _PACKED  # decoding packed by itself
+    assert seen and set(seen) == {_PackedForward}  # decoding packed by itself
+    hook.remove()
     with packed_linears(model, enabled=False):
         plain_g = greedy_search(model, src, 1, 2, max_len=8)
         plain_b = beam_search(model, src, 1, 2, max_len=8, beam=3)
@@ -141,8 +144,25 @@ def test_decoding_packs_and_gives_the_same_hypotheses():
     assert packed_g.scores == pytest.approx(plain_g.scores, abs=1e-4)
     assert packed_b.scores == pytest.approx(plain_b.scores, abs=1e-4)
     assert all("forward" not in m.__dict__ for m in model.modules() if isinstance(m, nn.Linear))
-    forget_packed(model)
     assert model.output not in _PACKED
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_blocks_after_an_optimiser_step_see_the_new_weights(fused):
+    """The fused AdamW kernel updates weights in place without moving their version
+    counter: packed copies must not outlive the block that made them."""
+    torch.manual_seed(0)
+    layer = nn.Linear(16, 16)
+    opt = torch.optim.AdamW(layer.parameters(), lr=0.1, fused=fused)
+    x = torch.randn(4, 16)
+    with torch.no_grad(), packed_linears(layer):
+        before = layer(x)
+    layer(x).square().sum().backward()
+    opt.step()
+    with torch.no_grad(), packed_linears(layer):
+        after = layer(x)
+    assert not torch.allclose(before, after)
+    torch.testing.assert_close(after, F.linear(x, layer.weight, layer.bias), rtol=1e-5, atol=1e-5)
 
 
 def test_bf16_autocast_packs_the_cast_weight_once_and_matches_autocast():
@@ -154,10 +174,10 @@ def test_bf16_autocast_packs_the_cast_weight_once_and_matches_autocast():
         with packed_linears(layer):
             got = layer(x)
             got_bf16_in = layer(x.bfloat16())
+            assert set(_PACKED[layer]) == {torch.bfloat16}
     assert got.dtype == want.dtype == torch.bfloat16
     torch.testing.assert_close(got, want, rtol=2e-2, atol=2e-2)
     torch.testing.assert_close(got_bf16_in, want, rtol=2e-2, atol=2e-2)
-    assert set(_PACKED[layer]) == {torch.bfloat16}
 
 
 def test_bf16_weights_pack_without_autocast():
@@ -169,5 +189,5 @@ def test_bf16_weights_pack_without_autocast():
             got = layer(x)
             with pytest.raises(RuntimeError):  # F.linear refuses mixed dtypes: so does the packed path
                 layer(x.float())
+            assert set(_PACKED[layer]) == {torch.bfloat16}
     torch.testing.assert_close(got, want, rtol=2e-2, atol=2e-2)
-    assert set(_PACKED[layer]) == {torch.bfloat16}

@@ -22,6 +22,7 @@ from ..data.tokenizer import BOS, EOS, PAD, BPETokenizer
 from ..device import module_device
 from ..errors import ConfigError
 from ..generate import decode
+from ..packing import packed_linears
 from .task_file import TASK_FILE, read_task_config
 
 
@@ -186,13 +187,14 @@ class TranslationTask:
         model.eval()
         device = module_device(model)
         try:
-            for start in range(0, len(todo), step):
-                idx = todo[start : start + step]
-                src = pad_batch([encoded[i][: limit - 1] + [EOS] for i in idx], PAD).to(device)
-                max_len = min(int(src.shape[1] * 1.5) + 10, model.config.max_len - 1)
-                hyps = decode(model, src, BOS, EOS, max_len, beam=beam, length_penalty=lp)
-                for i, ids in zip(idx, hyps.tokens):
-                    out[i] = self.tok.decode(ids)
+            with packed_linears(model):  # packed once for all batches, not once per batch
+                for start in range(0, len(todo), step):
+                    idx = todo[start : start + step]
+                    src = pad_batch([encoded[i][: limit - 1] + [EOS] for i in idx], PAD).to(device)
+                    max_len = min(int(src.shape[1] * 1.5) + 10, model.config.max_len - 1)
+                    hyps = decode(model, src, BOS, EOS, max_len, beam=beam, length_penalty=lp)
+                    for i, ids in zip(idx, hyps.tokens):
+                        out[i] = self.tok.decode(ids)
         finally:
             model.train(was_training)
         return out
