@@ -249,11 +249,10 @@ def _decoding_job(job: str, precision: str, title: str) -> list[str]:
              f"- beam 4 takes **{beam:.2f}×** the greedy time (target <= 5×: {verdict(beam <= 5)})."]
     plain = name + "+nopack"
     if plain in rows(res, "greedy"):
-        gains = {w: paired(rows(res, w)[plain], rows(res, w)[name])
-                 for w in ("greedy", "greedy-nocache", "beam4") if plain in rows(res, w)}
+        gains = {w: paired(rows(res, w)[plain], rows(res, w)[name]) for w in ("greedy", "greedy-nocache", "beam4")}
         body += [f"- pre-packed weights make cached greedy **{gains['greedy']:.2f}×** as fast as without them "
-                 f"(`+nopack`), beam 4 {gains.get('beam4', float('nan')):.2f}× and the decoder re-run "
-                 f"{gains.get('greedy-nocache', float('nan')):.2f}×; without packing, cached greedy is "
+                 f"(`+nopack`), beam 4 {gains['beam4']:.2f}× and the decoder re-run "
+                 f"{gains['greedy-nocache']:.2f}×; without packing, cached greedy is "
                  f"{paired(rows(res, 'greedy-nocache')[plain], rows(res, 'greedy')[plain]):.1f}× faster than "
                  "re-running the decoder."]
     same = RESULTS / "packing_bleu.json"
@@ -291,17 +290,25 @@ def _decoding_job(job: str, precision: str, title: str) -> list[str]:
         prof = load("decode-profile")
         if prof is not None and precision == "fp32":
             ms = prof["per_step_ms"]
+            step = sum(ms.values())
             budget = 1e3 * (n["median_s"] / 10 - prof["encode_wall_s"]) / prof["steps"]
+            alone = ""
+            if shapes is not None and "fp32 packed Q/K/V M=32" in shapes["gflops"]:
+                packed = [shapes["gflops"][f"fp32 packed {layer} M=32"]
+                          for layer in ("Q/K/V", "FFN up", "FFN down", "output layer")]
+                alone = f", against {min(packed):.0f}–{max(packed):.0f} for the packed products alone in the table"
+            fits = ("less than the matmuls alone take inside the model" if budget < ms["matmul"] else
+                    f"{budget / ms['matmul']:.2f}× what the matmuls alone take inside the model, "
+                    f"{budget / step:.0%} of the whole step")
             body += ["", f"Where a cached step goes (`{command('decode-profile')}`: `torch.profiler`, operators' own "
                      f"CPU time, the encoder's subtracted): **{ms['matmul']:.1f} ms** in matmuls (the linear layers "
                      f"and the signals' low-rank products: {prof['matmul_gflop_per_step']:.2f} GFLOP at "
-                     f"{prof['matmul_gflops_in_model']:.0f} GFLOP/s, against about 200 for the packed products "
-                     f"alone in the table), **{ms['attention']:.1f} ms** in attention against the cache and "
-                     f"**{ms['other']:.1f} ms** in everything else (norms, residual additions, GELU, cache writes, "
-                     f"the softmax over the vocabulary) per step. 10× leaves about {budget:.1f} ms per step (a "
-                     f"tenth of the re-run above, less the encoder's {1e3 * prof['encode_wall_s']:.0f} ms): less "
-                     f"than the matmuls alone take inside the model; attention and the small operators, each "
-                     f"handling only 32 rows, add {(ms['attention'] + ms['other']) / ms['matmul']:.0%} of the "
+                     f"{prof['matmul_gflops_in_model']:.0f} GFLOP/s{alone}), **{ms['attention']:.1f} ms** in "
+                     f"attention against the cache and **{ms['other']:.1f} ms** in everything else (norms, residual "
+                     f"additions, GELU, cache writes, the softmax over the vocabulary) per step, {step:.1f} ms in "
+                     f"all. 10× leaves about {budget:.1f} ms per step (a tenth of the re-run above, less the "
+                     f"encoder's {1e3 * prof['encode_wall_s']:.0f} ms): {fits}; attention and the small operators, "
+                     f"each handling only 32 rows, add {(ms['attention'] + ms['other']) / ms['matmul']:.0%} of the "
                      "matmul time."]
     return section(job, title, body)
 
