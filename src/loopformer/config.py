@@ -69,10 +69,17 @@ class ModelConfig:
     norm_style: str = "post"
     norm_eps: float = 1e-5
     final_norm_eps: float = 1e-6
+    # eps of the per-level LayerNorms (RingFormer, per_level_norms); None: norm_eps. The
+    # official RingFormer-ViT builds them with PyTorch's default 1e-5 while its other
+    # norms use 1e-6, so the ViT presets need the two apart.
+    level_norm_eps: float | None = None
     final_norm: bool = False
     bias: bool = False
     dropout: float = 0.1
     attn_dropout: float = 0.0
+    # dropout (rate `dropout`) on the self-attention output before its residual addition:
+    # the translation models have it; the official ViT, UiT and RingFormer-ViT do not
+    attn_residual_dropout: bool = True
     ffn_init_std: float | None = 0.02
     shared_sublayer_norm: bool = False
     per_level_norms: bool = False
@@ -177,6 +184,12 @@ class ModelConfig:
             raise ConfigError("rotary_fraction leaves fewer than 2 rotary dimensions per head")
         if self.norm_eps <= 0 or self.final_norm_eps <= 0:
             raise ConfigError("norm_eps and final_norm_eps must be > 0")
+        if self.level_norm_eps is not None:
+            if not self.level_norm_eps > 0:
+                raise ConfigError(f"level_norm_eps must be > 0, got {self.level_norm_eps}")
+            if not self.has_level_norms:
+                raise ConfigError("level_norm_eps applies to per-level LayerNorms (arch=ringformer or "
+                                  f"per_level_norms=true); arch={self.arch} has none")
         self._check_loop_layout()
         if self.task == "vit" and self.image_size % self.patch_size:
             raise ConfigError(
@@ -300,6 +313,15 @@ class ModelConfig:
     @property
     def qkv_signal_kinds(self) -> tuple[str, ...]:
         return tuple(k for k, on in (("q", self.signal_q), ("k", self.signal_k), ("v", self.signal_v)) if on)
+
+    @property
+    def has_level_norms(self) -> bool:
+        """Whether the looped core has its own LayerNorms per level (RingFormer, or asked for)."""
+        return self.arch == "ringformer" or (self.per_level_norms and self.arch not in ("vanilla", "spiral"))
+
+    @property
+    def level_eps(self) -> float:
+        return self.level_norm_eps if self.level_norm_eps is not None else self.norm_eps
 
     @property
     def has_signals(self) -> bool:

@@ -26,8 +26,11 @@ _MT_SMALL = dict(_MT, d_model=256, n_heads=4, d_ff=1024, n_layers=3, vocab_size=
 _VIT = dict(
     task="vit", norm_style="pre", bias=True, dropout=0.1, attn_dropout=0.0, norm_eps=1e-6,
     final_norm_eps=1e-6, final_norm=True, ffn_init_std=None, positional="sinusoidal",
-    signal_input="raw", ffn_signal_position="before_norm",
+    signal_input="raw", ffn_signal_position="before_norm", attn_residual_dropout=False,
 )
+# The official RingFormer-ViT builds its per-level LayerNorms with PyTorch's default eps
+# (1e-5) while its final norm, and every norm of the official ViT and UiT, uses 1e-6.
+_RING_VIT = dict(level_norm_eps=1e-5)
 _VIT_IMAGENET = dict(_VIT, image_size=224, patch_size=16, in_channels=3, num_classes=100)
 _VIT_FMNIST = dict(_VIT, image_size=28, patch_size=7, in_channels=1, num_classes=10)
 
@@ -57,10 +60,10 @@ PRESETS: dict[str, dict[str, Any]] = {
     # vision, paper sizes (ImageNet-100 head, 224x224, patch 16)
     "vit-s": dict(_VIT_IMAGENET, arch="vanilla", d_model=512, n_heads=8, d_ff=2048, n_layers=6),
     "uit-s": dict(_VIT_IMAGENET, arch="universal", d_model=848, n_heads=8, d_ff=3072, n_layers=6),
-    "ringformer-vit-s": dict(_VIT_IMAGENET, arch="ringformer", d_model=728, n_heads=8, d_ff=3072,
+    "ringformer-vit-s": dict(_VIT_IMAGENET, **_RING_VIT, arch="ringformer", d_model=728, n_heads=8, d_ff=3072,
                              n_layers=6, signal_rank=45),
     "vit-b": dict(_VIT_IMAGENET, arch="vanilla", d_model=768, n_heads=12, d_ff=3072, n_layers=12),
-    "ringformer-vit-b": dict(_VIT_IMAGENET, arch="ringformer", d_model=1284, n_heads=12, d_ff=5120,
+    "ringformer-vit-b": dict(_VIT_IMAGENET, **_RING_VIT, arch="ringformer", d_model=1284, n_heads=12, d_ff=5120,
                              n_layers=12, signal_rank=80),
     # vision, CPU sizes (Fashion-MNIST: 28x28 grey, patch 7 (16 patches + cls), 10 classes,
     # 6 levels). As in the paper, the looped models are matched in size: RingFormer (d 192,
@@ -72,7 +75,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "vit-tiny-matched": dict(_VIT_FMNIST, arch="vanilla", d_model=88, n_heads=4, d_ff=352, n_layers=6),
     "looped-vit-tiny": dict(_VIT_FMNIST, arch="looped", d_model=216, n_heads=4, d_ff=864, n_layers=6),
     "uit-tiny": dict(_VIT_FMNIST, arch="universal", d_model=216, n_heads=4, d_ff=864, n_layers=6),
-    "ringformer-vit-tiny": dict(_VIT_FMNIST, arch="ringformer", d_model=192, n_heads=4, d_ff=768,
+    "ringformer-vit-tiny": dict(_VIT_FMNIST, **_RING_VIT, arch="ringformer", d_model=192, n_heads=4, d_ff=768,
                                 n_layers=6, signal_rank=12),
     # One Wide FFN (optional baseline): six attention layers sharing one FFN twice as wide
     "owf-vit-tiny": dict(_VIT_FMNIST, arch="vanilla", one_wide_ffn=True, d_model=192, n_heads=4, d_ff=1536,

@@ -56,6 +56,7 @@ class LayerSpec:
     bias: bool = False
     dropout: float = 0.1
     attn_dropout: float = 0.0
+    attn_residual_dropout: bool = True  # dropout on the self-attention output before the residual sum
     norm_eps: float = 1e-5
     ffn_init_std: float | None = None
     own_norms: bool = True
@@ -82,6 +83,8 @@ class TransformerLayer(nn.Module):
             FeedForward(spec.dim, spec.d_ff, spec.bias, spec.dropout, spec.ffn_init_std) if spec.has_ffn else None
         )
         self.dropout = Dropout(spec.dropout)
+        # the official ViTs add the attention output undropped; an identity keeps one code path
+        self.attn_out_dropout = self.dropout if spec.attn_residual_dropout else nn.Identity()
         # set by analysis tools to receive attention weights (key, kind, (B, H, T, S)); None = free
         self.attn_probe: Callable[[Hashable, str, Tensor], None] | None = None
         if not spec.own_norms:
@@ -119,7 +122,7 @@ class TransformerLayer(nn.Module):
         if sig is not None and sig.has_qkv:
             add = partial(sig.split_qkv, level=level, x=h, weight=self._qkv_weight(sig))
         a = self.self_attn(h, shared.self_mask, add, shared.rope, shared.cache, (key, "self"), probe)
-        h = norms[0](h + self.dropout(a))
+        h = norms[0](h + self.attn_out_dropout(a))
         if self.cross_attn is not None:
             h = norms[1](h + self.dropout(self._cross(h, lp, shared, key)))
         if self.ffn is None:
@@ -135,7 +138,7 @@ class TransformerLayer(nn.Module):
         if sig is not None and sig.has_qkv:
             src = h if self.spec.signal_input == "raw" else u
             add = partial(sig.split_qkv, level=level, x=src, weight=self._qkv_weight(sig))
-        attn = self.dropout(self.self_attn(u, shared.self_mask, add, shared.rope, shared.cache, (key, "self"), probe))
+        attn = self.attn_out_dropout(self.self_attn(u, shared.self_mask, add, shared.rope, shared.cache, (key, "self"), probe))
         if self.spec.parallel:
             return h + attn + self.dropout(self.ffn(self._ffn_input(h, norms[-1], sig, level)))
         h = h + attn

@@ -22,6 +22,7 @@ def layer_spec(cfg: ModelConfig, cross: bool, own_norms: bool) -> LayerSpec:
         norm_style=cfg.norm_style,
         bias=cfg.bias,
         dropout=cfg.dropout,
+        attn_residual_dropout=cfg.attn_residual_dropout,
         attn_dropout=cfg.attn_dropout,
         norm_eps=cfg.norm_eps,
         ffn_init_std=cfg.ffn_init_std,
@@ -46,7 +47,7 @@ def build_stack(cfg: ModelConfig, depth: int, cross: bool = False) -> LoopedStac
     n_pre, n_post = (cfg.n_prelude, cfg.n_coda) if not cross else (0, 0)
     n_loops = (depth - n_pre - n_post) // k
     levels_total = n_loops * k
-    per_level = cfg.arch == "ringformer" or cfg.per_level_norms
+    per_level = cfg.has_level_norms
     spec = layer_spec(cfg, cross, own_norms=not per_level)
     plain = layer_spec(cfg, cross, own_norms=True)
     core = [TransformerLayer(spec) for _ in range(k)]
@@ -62,7 +63,7 @@ def build_stack(cfg: ModelConfig, depth: int, cross: bool = False) -> LoopedStac
             common = dict(ffn=False, mode=cfg.signal_mode, init_std=cfg.signal_init_std)
             cross_q = LevelSignals(levels_total, cfg.d_model, cfg.rank, qkv_kinds=("q",), layout="q", **common)
             cross_kv = LevelSignals(levels_total, cfg.d_model, cfg.rank, qkv_kinds=("k", "v"), layout="kv", **common)
-        levels = PerLevelNorms(levels_total, cfg.d_model, spec.n_sublayers, cfg.norm_eps, signals, cross_q, cross_kv,
+        levels = PerLevelNorms(levels_total, cfg.d_model, spec.n_sublayers, cfg.level_eps, signals, cross_q, cross_kv,
                                shared_norms=cfg.arch == "ringformer" and cfg.shared_level_norms)
     elif cfg.arch == "universal":
         levels = UniversalTiming(cfg.max_len, n_loops, cfg.d_model)

@@ -1,0 +1,129 @@
+"""The ViT presets follow the official RingFormer vision code in the two places they once
+departed from it: no dropout on the attention output before its residual addition, and
+per-level LayerNorms of RingFormer-ViT built with eps 1e-5. The old behaviour stays
+reachable by setting both switches."""
+
+import pytest
+import torch
+from torch import nn
+
+from loopformer import create_model, get_config
+from loopformer.analysis.params import count_parameters
+from loopformer.config import ModelConfig
+from loopformer.errors import ConfigError
+from loopformer.layers.block import SharedInputs
+
+VIT_PRESETS = ["vit-tiny", "vit-tiny-matched", "looped-vit-tiny", "uit-tiny", "ringformer-vit-tiny",
+               "vit-s", "uit-s", "ringformer-vit-s", "vit-b", "ringformer-vit-b", "owf-vit-tiny"]
+OLD = dict(attn_residual_dropout=True, level_norm_eps=1e-6)
+
+# total trainable parameters of the Fashion-MNIST presets as published on the vision page
+TINY_TOTALS = {"ringformer-vit-tiny": 571_402, "vit-tiny": 2_681_290, "uit-tiny": 576_298,
+               "looped-vit-tiny": 576_298, "vit-tiny-matched": 569_986}
+
+
+@pytest.mark.parametrize("preset", VIT_PRESETS)
+def test_vit_presets_add_the_attention_output_undropped(preset):
+    assert get_config(preset).attn_residual_dropout is False
+
+
+def test_translation_and_lm_presets_keep_their_attention_dropout():
+    assert get_config("ringformer-mt-small").attn_residual_dropout is True
+    assert get_config("vanilla-lm-char").attn_residual_dropout is True
+
+
+def _zero_ffn_branch(model) -> None:
+    layer = model.encoder.core[0]
+    nn.init.zeros_(layer.ffn.down.weight)
+    nn.init.zeros_(layer.ffn.down.bias)
+
+
+def _apply_level(model, h: torch.Tensor, level: int) -> torch.Tensor:
+    stack = model.encoder
+    lp = stack.levels.params(level, 0, 1)
+    return stack.core[0](h, lp, SharedInputs(), ("enc", level))
+
+
+def _attention_branch(model, h: torch.Tensor, level: int) -> torch.Tensor:
+    """The attention branch of one level, computed in eval mode (nothing dropped)."""
+    model.eval()
+    with torch.no_grad():
+        out = _apply_level(model, h, level) - h
+    model.train()
+    return out
+
+
+@pytest.mark.parametrize("level", [0, 3])
+def test_ringformer_vit_block_in_training_leaves_the_attention_branch_undropped(level):
+    torch.manual_seed(0)
+    model = create_model("ringformer-vit-tiny")
+    _zero_ffn_branch(model)
+    h = torch.randn(4, 17, 192)
+    branch = _attention_branch(model, h, level)
+    assert branch.abs().max() > 1e-3  # the branch is not trivially zero
+    model.train()
+    with torch.no_grad():
+        out = _apply_level(model, h, level)
+    assert torch.equal(out - h, branch)
+
+
+def test_the_old_setting_drops_the_attention_branch_in_training():
+    torch.manual_seed(0)
+    model = create_model("ringformer-vit-tiny", **OLD)
+    _zero_ffn_branch(model)
+    h = torch.randn(4, 17, 192)
+    branch = _attention_branch(model, h, 0)
+    with torch.no_grad():
+        out = _apply_level(model, h, 0)
+    dropped = (out - h) == 0
+    assert dropped.float().mean() > 0.05  # about 10% of the entries are zeroed
+    assert not torch.allclose(out - h, branch)
+
+
+@pytest.mark.parametrize("preset", ["ringformer-vit-tiny", "ringformer-vit-s", "ringformer-vit-b"])
+def test_ringformer_vit_per_level_norms_use_eps_1e5(preset):
+    cfg = get_config(preset)
+    assert cfg.level_norm_eps == 1e-5 and cfg.norm_eps == 1e-6 and cfg.final_norm_eps == 1e-6
+    if preset == "ringformer-vit-tiny":  # building the paper sizes is slow; the config says it
+        model = create_model(preset)
+        level_norms = [m for m in model.encoder.levels.modules() if isinstance(m, nn.LayerNorm)]
+        assert len(level_norms) == 6 * 2 and all(m.eps == 1e-5 for m in level_norms)
+        assert model.final_norm.eps == 1e-6
+
+
+@pytest.mark.parametrize("preset", ["vit-tiny", "uit-tiny", "looped-vit-tiny"])
+def test_baseline_vit_norms_keep_eps_1e6(preset):
+    model = create_model(preset)
+    eps = {m.eps for m in model.modules() if isinstance(m, nn.LayerNorm)}
+    assert eps == {1e-6}
+
+
+def test_old_level_eps_is_reachable():
+    model = create_model("ringformer-vit-tiny", **OLD)
+    assert {m.eps for m in model.encoder.levels.modules() if isinstance(m, nn.LayerNorm)} == {1e-6}
+
+
+@pytest.mark.parametrize("preset,total", sorted(TINY_TOTALS.items()))
+def test_preset_parameter_counts_are_unchanged(preset, total):
+    assert count_parameters(create_model(preset)).total == total
+    assert count_parameters(create_model(preset, **({} if "ringformer" not in preset else OLD))).total == total
+
+
+@pytest.mark.parametrize("preset", ["vit-tiny", "looped-vit-tiny", "uit-tiny", "vanilla-mt-small"])
+def test_level_norm_eps_is_refused_where_there_are_no_per_level_norms(preset):
+    with pytest.raises(ConfigError, match="level_norm_eps applies to per-level LayerNorms"):
+        get_config(preset, level_norm_eps=1e-5)
+
+
+def test_level_norm_eps_must_be_positive():
+    with pytest.raises(ConfigError, match="level_norm_eps must be > 0"):
+        get_config("ringformer-vit-tiny", level_norm_eps=0.0)
+
+
+def test_a_config_saved_before_the_switches_existed_keeps_its_behaviour():
+    """Checkpoints written before these fields existed have no such keys in config.json:
+    they rebuild the model they were trained as (dropout on, per-level eps = norm_eps)."""
+    saved = get_config("ringformer-vit-tiny").to_dict()
+    del saved["attn_residual_dropout"], saved["level_norm_eps"]
+    cfg = ModelConfig.from_dict(saved)
+    assert cfg.attn_residual_dropout is True and cfg.level_eps == 1e-6
