@@ -13,6 +13,7 @@ skipped; an interrupted run resumes from its checkpoint in ``runs/table/``. The 
 from __future__ import annotations
 
 import json
+import statistics
 import sys
 from pathlib import Path
 
@@ -22,14 +23,17 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "docs" / "results" / "translation"
 PAGE = ROOT / "docs" / "results" / "translation.md"
 
-# name -> (family, overrides)
-MODELS = {
+# name -> (family, overrides): the 3 + 3 comparison
+BASE = {
     "vanilla": ("vanilla", []),
     "ringformer": ("ringformer", []),
     "universal": ("universal", []),
     "looped": ("looped", []),
     "vanilla-matched": ("vanilla", ["n_layers=1"]),
 }
+# the paper's depth: 6 encoder + 6 decoder levels (layers) at the same width and budget
+DEEP = {f"{family}-6x6": (family, ["n_layers=6"]) for family in ("vanilla", "looped", "ringformer", "universal")}
+MODELS = {**BASE, **DEEP}
 RECIPE = ["lr=1e-3", "warmup_steps=150", "schedule=inverse_sqrt", "label_smoothing=0.1",
           "batch_tokens=2048", "grad_clip=1.0", "eval_every=400", "val_bleu_sentences=300", "progress=false"]
 
@@ -77,7 +81,7 @@ def write_page(steps: int, seeds: list[int]) -> None:
             f"{tables.spread([r['test2016'] for r in rs])} | {tables.spread([r['test2017'] for r in rs])} | "
             f"{len(rs)} of {len(seeds)} |"
         )
-    reading = _reading(records) + _thirty_minutes()
+    reading = _reading(records) + _depth_reading(records) + _thirty_minutes()
     detail = "\n".join(
         f"| {r['name']} | {r['seed']} | {r['steps']} | {r['tokens_seen']:,} | {r['train_seconds'] / 60:.1f} | "
         f"{r.get('device') or 'CPU, %s thread(s)' % r.get('threads', '?')} | {r['best_val_bleu']:.2f} | "
@@ -89,7 +93,7 @@ def write_page(steps: int, seeds: list[int]) -> None:
 
 Produced by `benchmarks/translation_table.py` (rerun it to fill in missing runs; each
 finished run is one JSON in `docs/results/translation/`). All models are `*-mt-small`
-(d 256, FFN 1024, 4 heads, 3 encoder + 3 decoder levels, joint byte-level BPE of 8,000
+(d 256, FFN 1024, 4 heads, 3 encoder + 3 decoder levels — 6 + 6 in the `-6x6` rows —, joint byte-level BPE of 8,000
 tokens trained on the training split), trained by the library's trainer with one recipe:
 {steps} optimizer steps of ~2,048-token batches (per side), AdamW lr 1e-3, 150 warmup
 steps then inverse-square-root decay, label smoothing 0.1, gradient clipping 1.0, dropout
@@ -160,7 +164,7 @@ def _reading(records: list[dict]) -> str:
     """The comparisons the paper makes, computed from the JSONs (empty until every row has a
     run). "Level" means the difference of means is within the larger of the two half-ranges."""
     stats = {}
-    for name in MODELS:
+    for name in BASE:
         rs = [r for r in records if r["name"] == name]
         if not rs:
             return ""
@@ -201,8 +205,55 @@ initialisation, so a RingFormer starts as the plain looped model with per-level
 LayerNorms; each signal is the low-rank map of the spec, and a RingFormer with its
 signals removed computes exactly the plain looped model (tests).{ratios}
 What differs from the paper's setting: 3 levels instead of 6, d 256 instead of 512, and
-a budget of minutes; the level-by-level differences the signals provide may matter more
-when one layer has to play six roles.
+a budget of minutes. Whether the level-by-level differences the signals provide matter
+more when one layer has to play six roles is measured in the depth section below.
+"""
+
+
+def _depth_reading(records: list[dict]) -> str:
+    """Whether RingFormer's margin over the plain loop grows from 3 + 3 to 6 + 6 levels,
+    judged against the seed noise pooled over every row of the page."""
+    by = {name: [r["test2016"] for r in records if r["name"] == name] for name in MODELS}
+    missing = [n for n in DEEP if len(by[n]) < 2]
+    done = [f"{n} ({len(by[n])} seed{'s' * (len(by[n]) != 1)})" for n in DEEP if by[n]]
+    status = (f"Runs still missing for two seeds of {', '.join(missing)}"
+              + (f"; done so far: {', '.join(done)}" if done else "") + ". ") if missing else ""
+    sd = tables.pooled_sd([v for v in by.values() if v])
+    lines = []
+    margins = {}
+    for depth, ring, loop in ((3, "ringformer", "looped"), (6, "ringformer-6x6", "looped-6x6")):
+        if not by[ring] or not by[loop] or sd is None:
+            continue
+        d = statistics.mean(by[ring]) - statistics.mean(by[loop])
+        se = sd * (1 / len(by[ring]) + 1 / len(by[loop])) ** 0.5
+        margins[depth] = (d, se)
+        lines.append(f"at {depth} + {depth} levels RingFormer minus the plain loop is {d:+.2f} test2016 BLEU "
+                     f"({len(by[ring])} and {len(by[loop])} seeds; twice the standard error of the difference: "
+                     f"{2 * se:.2f})")
+    verdict = ""
+    if len(margins) == 2:
+        change = margins[6][0] - margins[3][0]
+        se = (margins[6][1] ** 2 + margins[3][1] ** 2) ** 0.5
+        if abs(change) <= 2 * se:
+            verdict = (f" The margin changes by {change:+.2f} from 3 to 6 levels, within twice its standard error "
+                       f"({2 * se:.2f}): at this budget it does not measurably grow with depth.")
+        else:
+            verdict = (f" The margin {'grows' if change > 0 else 'shrinks'} by {change:+.2f} from 3 to 6 levels, "
+                       f"more than twice its standard error ({2 * se:.2f}).")
+    vanilla = ""
+    if by["vanilla-6x6"] and by["ringformer-6x6"]:
+        vanilla = (f" At 6 + 6, RingFormer minus vanilla is "
+                   f"{statistics.mean(by['ringformer-6x6']) - statistics.mean(by['vanilla-6x6']):+.2f}.")
+    measured = ("Measured: " + "; ".join(lines) + "." + verdict + vanilla) if lines else ""
+    noise = f" (seed-to-seed s.d. pooled over all rows: {sd:.2f})" if sd is not None else ""
+    return f"""
+## Depth: 6 encoder + 6 decoder levels
+
+The paper's models have 6 + 6 levels; the rows above have 3 + 3, where one shared layer
+plays only three roles. The `-6x6` rows train the same width (d 256, FFN 1024, 4 heads;
+RingFormer rank 16) with 6 + 6 levels (layers) and the same recipe and step budget, so
+the question a user choosing between RingFormer and a plain loop asks — does the margin
+grow with depth? — is measured here{noise}. {status}{measured}
 """
 
 

@@ -88,36 +88,76 @@ def train_and_record(family: str, preset: str, extra: list[str], out: Path, resu
     (results / f"{name}-s{seed}.json").write_text(json.dumps(record, indent=1) + "\n")
 
 
-def write_page(steps: int, seeds: list[int]) -> None:
-    results, page = results_dir(), page_path()
-    figure_path = results / "confusion-ringformer.png"
-    records = [json.loads(p.read_text()) for p in sorted(results.glob("*.json"))] if results.is_dir() else []
+def _load(folder: Path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))] if folder.is_dir() else []
+
+
+def _table_rows(records: list[dict], before: list[dict], seeds: list[int]) -> list[str]:
     rows = []
     for name, (_, preset) in MODELS.items():
         rs = [r for r in records if r["name"] == name]
-        if not rs:
-            rows.append(f"| {name} | `{preset}` | – | – | – | 0 of {len(seeds)} |")
-            continue
-        rows.append(
-            f"| {name} | `{rs[0]['model']}` | {rs[0]['non_embedding']:,} | {rs[0]['total']:,} | "
-            f"{tables.spread([r['test_accuracy'] for r in rs])} | {len(rs)} of {len(seeds)} |"
-        )
-    rings = [r for r in records if r["name"] == "ringformer"]
-    figure = ""
-    if rings:
-        from loopformer.analysis.confusion import plot_confusion
-        from loopformer.data.fashion_mnist import CLASSES
+        bs = [r for r in before if r["name"] == name]
+        first = (rs or bs or [None])[0]
+        sizes = f"{first['non_embedding']:,} | {first['total']:,}" if first else "– | –"
+        old = f"{tables.spread([r['test_accuracy'] for r in bs])} ({len(bs)})" if bs else "–"
+        rows.append(f"| {name} | `{preset if first is None else first['model']}` | {sizes} | "
+                    f"{tables.spread([r['test_accuracy'] for r in rs])} | {len(rs)} of {len(seeds)} | {old} |")
+    return rows
 
-        best = max(rings, key=lambda r: r["best_val_accuracy"])
-        plot_confusion(best["confusion"], CLASSES, figure_path,
-                       title=f"RingFormer-ViT-tiny, seed {best['seed']}: {best['test_accuracy']:.2f}% test")
-        figure = (f"\n## Confusion matrix of the best RingFormer run\n\nSeed {best['seed']} (chosen by "
-                  f"validation accuracy), {best['test_accuracy']:.2f}% on the test set:\n\n"
-                  f"![confusion matrix]({figure_path.relative_to(page.parent)})\n")
+
+def _confusion_section(rings: list[dict], figure_path: Path, page: Path, settings: str) -> str:
+    if not rings:
+        return ""
+    from loopformer.analysis.confusion import plot_confusion
+    from loopformer.data.fashion_mnist import CLASSES
+
+    best = max(rings, key=lambda r: r["best_val_accuracy"])
+    plot_confusion(best["confusion"], CLASSES, figure_path,
+                   title=f"RingFormer-ViT-tiny, seed {best['seed']}: {best['test_accuracy']:.2f}% test")
+    return (f"\n## Confusion matrix of the best RingFormer run\n\nSeed {best['seed']} ({settings}; chosen by "
+            f"validation accuracy), {best['test_accuracy']:.2f}% on the test set:\n\n"
+            f"![confusion matrix]({figure_path.relative_to(page.parent)})\n")
+
+
+def _fix_note(records: list[dict], before: list[dict]) -> str:
+    """Which rows were trained with the presets that follow the official code, and what the
+    same rows gave before (computed from the two folders of JSONs)."""
+    fixed = [n for n in MODELS if any(r["name"] == n for r in records)]
+    pending = [n for n in MODELS if n not in fixed]
+    pairs = []
+    for n in fixed:
+        new = [r["test_accuracy"] for r in records if r["name"] == n]
+        old = [r["test_accuracy"] for r in before if r["name"] == n]
+        if old:
+            pairs.append(f"{n} {tables.spread(old)} → {tables.spread(new)}")
+    return f"""
+## Before the fix
+
+The ViT presets once departed from the official RingFormer vision code in two places:
+dropout 0.1 on the attention output before its residual addition (the official ViT, UiT
+and RingFormer-ViT have none there), and eps 1e-6 instead of PyTorch's default 1e-5 in
+RingFormer-ViT's per-level LayerNorms. The presets now follow the official code
+(`attn_residual_dropout=false`, and `level_norm_eps=1e-5` for RingFormer-ViT; the old
+models are `attn_residual_dropout=true`, plus `level_norm_eps=1e-6` for RingFormer-ViT). Rows trained with the corrected presets:
+{', '.join(fixed) or 'none yet'}; rows with no corrected run yet: {', '.join(pending) or 'none'}
+(their earlier figures are in the last column of the table, the runs in
+`{(results_dir() / 'before-fix').relative_to(ROOT)}/`).
+{("Test accuracy before → after the fix: " + "; ".join(pairs) + ".") if pairs else ""}
+"""
+
+
+def write_page(steps: int, seeds: list[int]) -> None:
+    results, page = results_dir(), page_path()
+    records, before = _load(results), _load(results / "before-fix")
+    rings = [r for r in records if r["name"] == "ringformer"]
+    figure = _confusion_section(rings or [r for r in before if r["name"] == "ringformer"],
+                                results / "confusion-ringformer.png", page,
+                                "corrected preset" if rings else "preset before the fix")
+    everything = [dict(r, settings="official") for r in records] + [dict(r, settings="before fix") for r in before]
     detail = "\n".join(
-        f"| {r['name']} | {r['seed']} | {r['steps']} | {r['images_seen']:,} | {r['train_seconds'] / 60:.1f} | "
-        f"{r['device']} | {r['best_val_accuracy']:.2f} | {r['test_accuracy']:.2f} |"
-        for r in records
+        f"| {r['name']} | {r['seed']} | {r['settings']} | {r['steps']} | {r['images_seen']:,} | "
+        f"{r['train_seconds'] / 60:.1f} | {r['device']} | {r['best_val_accuracy']:.2f} | {r['test_accuracy']:.2f} |"
+        for r in everything
     )
     others = ", ".join(f"`--recipe {k}`: {v[1]}" for k, v in RECIPES.items() if k != RECIPE_NAME)
     page.parent.mkdir(parents=True, exist_ok=True)
@@ -127,7 +167,8 @@ Produced by `benchmarks/vision_table.py --recipe {RECIPE_NAME}` (rerun it to fil
 runs; each finished run is one JSON in `{results.relative_to(ROOT)}/`). The same table with the other
 recipe: {others}. Every model has 6 levels (or layers), patch 7
 on 28×28 greyscale images (16 patches + cls token), fixed sinusoidal positions, pre-norm,
-dropout 0.1. Sizes: `vit-tiny` has RingFormer's depth and width (d 192, FFN 768);
+dropout 0.1 in the MLP and on the embeddings, none on the attention output (as in the
+official code; see "Before the fix"). Sizes: `vit-tiny` has RingFormer's depth and width (d 192, FFN 768);
 `ringformer-vit-tiny` is d 192 with rank-12 level signals; `uit-tiny` and
 `looped-vit-tiny` are d 216 so that their parameter count matches RingFormer's, and
 `vit-tiny-matched` is a d 88 six-layer ViT of the same size.
@@ -141,13 +182,14 @@ accuracy (every 500 steps) is scored on the 10,000 test images. The budget is eq
 steps, not in time; the device of each run is in the last table. Spread is half the range
 over seeds.
 
-| row | preset | non-embedding | total | test accuracy % | seeds done |
-|---|---|---|---|---|---|
-{chr(10).join(rows)}
-{figure}
+| row | preset | non-embedding | total | test accuracy % | seeds done | before the fix: test accuracy % (seeds) |
+|---|---|---|---|---|---|---|
+{chr(10).join(_table_rows(records, before, seeds))}
+{_fix_note(records, before)}{figure}
 ## Speed
 
-Images per second (training with backward; evaluation in batches of 500), per device.
+Images per second (training with backward; evaluation in batches of 500), per device,
+over the runs of both settings. CPU runs shared the 2-core machine with another run (1 thread each).
 GPU runs shared one GPU with the other table runs launched beside them
 (`concurrent_runs` in each JSON) and these small models leave a GPU mostly idle, so the
 GPU figures are a floor, not the hardware's speed. Indicative only: `loopformer bench` is
@@ -155,12 +197,12 @@ the tool for speed.
 
 | row | device | runs | train img/s | eval img/s |
 |---|---|---|---|---|
-{tables.speed_rows(records, list(MODELS), ["train_images_per_s", "eval_images_per_s"])}
+{tables.speed_rows(everything, list(MODELS), ["train_images_per_s", "eval_images_per_s"])}
 
 ## Runs
 
-| row | seed | steps | images seen | train minutes | device | best val acc % | test acc % |
-|---|---|---|---|---|---|---|---|
+| row | seed | settings | steps | images seen | train minutes | device | best val acc % | test acc % |
+|---|---|---|---|---|---|---|---|---|
 {detail}
 """)
 
