@@ -41,9 +41,10 @@ RANKS = {f"rank-d{k}": (f"rank d/{k} = {256 // k}", [f"signal_rank_divisor={k}"]
 # the main variants again as ringformer-vit-tiny on Fashion-MNIST, with the vision page's
 # recipe and budget (VISION_STEPS; --steps sets the translation rows' budget)
 # The vision variants keep the ViT settings they were first trained with (dropout on the
-# attention output, per-level eps 1e-6; the presets now follow the official code) so that
+# attention output, per-level eps 1e-6, PyTorch's default MLP init; the presets now follow
+# the official code) so that
 # every seed of a row, and the default row they are compared with, is one model.
-PRE_FIX = ["attn_residual_dropout=true", "level_norm_eps=1e-6"]
+PRE_FIX = ["attn_residual_dropout=true", "level_norm_eps=1e-6", "ffn_xavier_init=false"]
 VISION = {f"vit-{name}": (what, extra + PRE_FIX) for name, (what, extra) in VARIANTS.items()}
 VISION_STEPS = 4300
 MODELS = {**VARIANTS, **RANKS, **VISION}
@@ -408,8 +409,8 @@ checkpoint scored with beam 4. The default row and the reference models are that
 runs. The Fashion-MNIST column trains the main variants as `ringformer-vit-tiny` (d 192,
 6 levels, rank 12) with the recipe and budget of [vision.md](vision.md) ({VISION_STEPS:,} steps of
 256 images, no augmentation) and the ViT settings in use when they were first run
-(dropout 0.1 on the attention output, per-level LayerNorm eps 1e-6: the `ringformer-vit-tiny`
-preset has since moved to the official code's values); its default row is the vision
+(dropout 0.1 on the attention output, per-level LayerNorm eps 1e-6, PyTorch's default MLP
+initialisation: the `ringformer-vit-tiny` preset has since moved to the official code's values); its default row is the vision
 page's runs with those settings (`docs/results/vision/before-fix/`). Spread is half the range
 over seeds.
 

@@ -133,12 +133,16 @@ def _fix_note(records: list[dict], before: list[dict]) -> str:
     return f"""
 ## Before the fix
 
-The ViT presets once departed from the official RingFormer vision code in two places:
+The ViT presets once departed from the official RingFormer vision code in three places:
 dropout 0.1 on the attention output before its residual addition (the official ViT, UiT
-and RingFormer-ViT have none there), and eps 1e-6 instead of PyTorch's default 1e-5 in
-RingFormer-ViT's per-level LayerNorms. The presets now follow the official code
-(`attn_residual_dropout=false`, and `level_norm_eps=1e-5` for RingFormer-ViT; the old
-models are `attn_residual_dropout=true`, plus `level_norm_eps=1e-6` for RingFormer-ViT). Rows trained with the corrected presets:
+and RingFormer-ViT have none there), eps 1e-6 instead of PyTorch's default 1e-5 in
+RingFormer-ViT's per-level LayerNorms, and PyTorch's default initialisation of the MLP
+where the official code uses Xavier-uniform weights and N(0, 1e-6) biases. The presets now
+follow the official code (`attn_residual_dropout=false`, `ffn_xavier_init=true`, and
+`level_norm_eps=1e-5` for RingFormer-ViT; the old models are `attn_residual_dropout=true
+ffn_xavier_init=false`, plus `level_norm_eps=1e-6` for RingFormer-ViT). See
+[fidelity.md](../fidelity.md) for every known difference from the official code.
+Rows trained with the corrected presets:
 {', '.join(fixed) or 'none yet'}; rows with no corrected run yet: {', '.join(pending) or 'none'}
 (their earlier figures are in the last column of the table, the runs in
 `{(results_dir() / 'before-fix').relative_to(ROOT)}/`).

@@ -81,6 +81,9 @@ class ModelConfig:
     # the translation models have it; the official ViT, UiT and RingFormer-ViT do not
     attn_residual_dropout: bool = True
     ffn_init_std: float | None = 0.02
+    # the official ViTs initialise their MLP with Xavier-uniform weights and N(0, 1e-6)
+    # biases (needs ffn_init_std=null); off: ffn_init_std, or PyTorch's default when null
+    ffn_xavier_init: bool = False
     shared_sublayer_norm: bool = False
     per_level_norms: bool = False
     # One Wide FFN (vanilla only): one FFN shared by every encoder / decoder-only layer,
@@ -184,6 +187,11 @@ class ModelConfig:
             raise ConfigError("rotary_fraction leaves fewer than 2 rotary dimensions per head")
         if self.norm_eps <= 0 or self.final_norm_eps <= 0:
             raise ConfigError("norm_eps and final_norm_eps must be > 0")
+        if self.ffn_xavier_init and self.ffn_init_std is not None:
+            raise ConfigError("ffn_xavier_init and ffn_init_std are two FFN initialisations; "
+                              "set ffn_init_std=null to use ffn_xavier_init")
+        if self.ffn_init_std is not None and not self.ffn_init_std > 0:
+            raise ConfigError(f"ffn_init_std must be > 0 or null, got {self.ffn_init_std}")
         if self.level_norm_eps is not None:
             if not self.level_norm_eps > 0:
                 raise ConfigError(f"level_norm_eps must be > 0, got {self.level_norm_eps}")

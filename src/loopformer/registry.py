@@ -26,7 +26,7 @@ _MT_SMALL = dict(_MT, d_model=256, n_heads=4, d_ff=1024, n_layers=3, vocab_size=
 _VIT = dict(
     task="vit", norm_style="pre", bias=True, dropout=0.1, attn_dropout=0.0, norm_eps=1e-6,
     final_norm_eps=1e-6, final_norm=True, ffn_init_std=None, positional="sinusoidal",
-    signal_input="raw", ffn_signal_position="before_norm", attn_residual_dropout=False,
+    signal_input="raw", ffn_signal_position="before_norm", attn_residual_dropout=False, ffn_xavier_init=True,
 )
 # The official RingFormer-ViT builds its per-level LayerNorms with PyTorch's default eps
 # (1e-5) while its final norm, and every norm of the official ViT and UiT, uses 1e-6.

@@ -1,7 +1,8 @@
-"""The ViT presets follow the official RingFormer vision code in the two places they once
-departed from it: no dropout on the attention output before its residual addition, and
-per-level LayerNorms of RingFormer-ViT built with eps 1e-5. The old behaviour stays
-reachable by setting both switches."""
+"""The ViT presets follow the official RingFormer vision code in the three places they once
+departed from it: no dropout on the attention output before its residual addition,
+per-level LayerNorms of RingFormer-ViT built with eps 1e-5, and the MLP initialised with
+Xavier-uniform weights and N(0, 1e-6) biases. The old behaviour stays reachable by
+setting the switches."""
 
 import pytest
 import torch
@@ -15,7 +16,7 @@ from loopformer.layers.block import SharedInputs
 
 VIT_PRESETS = ["vit-tiny", "vit-tiny-matched", "looped-vit-tiny", "uit-tiny", "ringformer-vit-tiny",
                "vit-s", "uit-s", "ringformer-vit-s", "vit-b", "ringformer-vit-b", "owf-vit-tiny"]
-OLD = dict(attn_residual_dropout=True, level_norm_eps=1e-6)
+OLD = dict(attn_residual_dropout=True, level_norm_eps=1e-6, ffn_xavier_init=False)
 
 # total trainable parameters of the Fashion-MNIST presets as published on the vision page
 TINY_TOTALS = {"ringformer-vit-tiny": 571_402, "vit-tiny": 2_681_290, "uit-tiny": 576_298,
@@ -106,7 +107,8 @@ def test_old_level_eps_is_reachable():
 @pytest.mark.parametrize("preset,total", sorted(TINY_TOTALS.items()))
 def test_preset_parameter_counts_are_unchanged(preset, total):
     assert count_parameters(create_model(preset)).total == total
-    assert count_parameters(create_model(preset, **({} if "ringformer" not in preset else OLD))).total == total
+    old = OLD if "ringformer" in preset else dict(OLD, level_norm_eps=None)
+    assert count_parameters(create_model(preset, **old)).total == total
 
 
 @pytest.mark.parametrize("preset", ["vit-tiny", "looped-vit-tiny", "uit-tiny", "vanilla-mt-small"])
@@ -127,3 +129,26 @@ def test_a_config_saved_before_the_switches_existed_keeps_its_behaviour():
     del saved["attn_residual_dropout"], saved["level_norm_eps"]
     cfg = ModelConfig.from_dict(saved)
     assert cfg.attn_residual_dropout is True and cfg.level_eps == 1e-6
+
+
+@pytest.mark.parametrize("preset", VIT_PRESETS)
+def test_vit_presets_initialise_the_mlp_as_the_official_code(preset):
+    assert get_config(preset).ffn_xavier_init is True
+
+
+def test_xavier_mlp_init_has_the_xavier_spread_and_near_zero_biases():
+    torch.manual_seed(0)
+    ffn = create_model("vit-tiny").encoder.prelude[0].ffn
+    for lin in (ffn.up, ffn.down):
+        fan_out, fan_in = lin.weight.shape
+        bound = (6 / (fan_in + fan_out)) ** 0.5
+        assert lin.weight.abs().max() <= bound
+        assert lin.weight.std().item() == pytest.approx(bound / 3 ** 0.5, rel=0.05)
+        assert lin.bias.abs().max() < 1e-5
+    old = create_model("vit-tiny", ffn_xavier_init=False).encoder.prelude[0].ffn
+    assert old.down.weight.std().item() < 0.6 * ffn.down.weight.std().item()  # PyTorch's default is narrower
+
+
+def test_xavier_init_and_a_normal_init_std_are_refused_together():
+    with pytest.raises(ConfigError, match="ffn_xavier_init and ffn_init_std"):
+        get_config("vit-tiny", ffn_init_std=0.02)

@@ -59,6 +59,7 @@ class LayerSpec:
     attn_residual_dropout: bool = True  # dropout on the self-attention output before the residual sum
     norm_eps: float = 1e-5
     ffn_init_std: float | None = None
+    ffn_xavier_init: bool = False
     own_norms: bool = True
     shared_sublayer_norm: bool = False
     signal_input: str = "raw"
@@ -80,7 +81,8 @@ class TransformerLayer(nn.Module):
             CrossAttention(spec.dim, spec.n_heads, spec.bias, spec.attn_dropout) if spec.cross else None
         )
         self.ffn = (
-            FeedForward(spec.dim, spec.d_ff, spec.bias, spec.dropout, spec.ffn_init_std) if spec.has_ffn else None
+            FeedForward(spec.dim, spec.d_ff, spec.bias, spec.dropout, spec.ffn_init_std, spec.ffn_xavier_init)
+            if spec.has_ffn else None
         )
         self.dropout = Dropout(spec.dropout)
         # the official ViTs add the attention output undropped; an identity keeps one code path

@@ -8,14 +8,19 @@ from .dropout import Dropout
 
 
 class FeedForward(nn.Module):
-    def __init__(self, dim: int, hidden: int, bias: bool, dropout: float, init_std: float | None = None) -> None:
+    def __init__(self, dim: int, hidden: int, bias: bool, dropout: float, init_std: float | None = None,
+                 xavier: bool = False) -> None:
         super().__init__()
         self.up = nn.Linear(dim, hidden, bias=bias)
         self.down = nn.Linear(hidden, dim, bias=bias)
         self.act = nn.GELU()
         self.dropout = Dropout(dropout)
-        if init_std is not None:
-            for lin in (self.up, self.down):
+        for lin in (self.up, self.down):
+            if xavier:  # the official ViTs' MLP: Xavier-uniform weights, near-zero biases
+                nn.init.xavier_uniform_(lin.weight)
+                if lin.bias is not None:
+                    nn.init.normal_(lin.bias, std=1e-6)
+            elif init_std is not None:  # the translation models' FFN
                 nn.init.normal_(lin.weight, std=init_std)
                 if lin.bias is not None:
                     nn.init.zeros_(lin.bias)

@@ -26,6 +26,7 @@ def layer_spec(cfg: ModelConfig, cross: bool, own_norms: bool) -> LayerSpec:
         attn_dropout=cfg.attn_dropout,
         norm_eps=cfg.norm_eps,
         ffn_init_std=cfg.ffn_init_std,
+        ffn_xavier_init=cfg.ffn_xavier_init,
         own_norms=own_norms,
         shared_sublayer_norm=cfg.shared_sublayer_norm,
         signal_input=cfg.signal_input,
