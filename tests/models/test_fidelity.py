@@ -152,3 +152,21 @@ def test_xavier_mlp_init_has_the_xavier_spread_and_near_zero_biases():
 def test_xavier_init_and_a_normal_init_std_are_refused_together():
     with pytest.raises(ConfigError, match="ffn_xavier_init and ffn_init_std"):
         get_config("vit-tiny", ffn_init_std=0.02)
+
+
+def test_masking_target_padding_changes_no_logit_at_a_real_position():
+    """docs/fidelity.md: the official decoder masks padded target keys, loopformer's training
+    forward does not; with padding at the end, causal attention makes the two agree."""
+    torch.manual_seed(0)
+    model = create_model("ringformer-mt-small", vocab_size=50, d_model=32, n_heads=2, d_ff=64,
+                         signal_rank=2).eval()
+    src = torch.randint(3, 50, (3, 7))
+    tgt = torch.randint(3, 50, (3, 9))
+    lengths = torch.tensor([9, 5, 2])
+    pad = torch.arange(9)[None, :] >= lengths[:, None]
+    tgt = tgt.masked_fill(pad, model.config.pad_id)
+    with torch.no_grad():
+        memory, mem_pad = model.encode(src)
+        plain = model.decode(tgt, memory, mem_pad)
+        masked = model.decode(tgt, memory, mem_pad, tgt_padding_mask=pad)
+    assert torch.equal(plain[~pad], masked[~pad])
