@@ -37,7 +37,7 @@ def compile_layers(model: nn.Module, **options: Any) -> int:
         compiled = torch.compile(eager, **options)
 
         def forward(h, lp, shared, key, _layer=layer, _eager=eager, _compiled=compiled):
-            if shared.cache is not None or shared.attn_probe is not None or _layer.attn_probe is not None:
+            if shared.cache is not None or _layer.attn_probe is not None:
                 return _eager(h, lp, shared, key)
             return _compiled(h, lp, shared, key)
 

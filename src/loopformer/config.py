@@ -15,7 +15,7 @@ from typing import Any
 
 from .errors import ConfigError
 
-TASKS = ("seq2seq", "vit", "decoder", "encoder")
+TASKS = ("seq2seq", "vit", "decoder")
 ARCHS = ("vanilla", "looped", "universal", "ringformer", "spiral")
 STATE_UPDATES = ("none", "anchor", "mesh")
 SPIRAL_POOLS = ("mean", "self")

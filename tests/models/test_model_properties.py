@@ -5,6 +5,7 @@ import torch
 
 from conftest import randomize_signals, tiny
 from loopformer import KVCache
+from loopformer.analysis.hooks import stacks_of
 
 ARCHS = ["vanilla", "looped", "universal", "ringformer"]
 
@@ -51,7 +52,7 @@ def test_ringformer_without_signals_equals_plain_looped(task):
     for name, value in loop_state.items():
         if name in ring_state:
             ring_state[name] = value
-    for stack_name, stack in looped.stacks().items():
+    for stack_name, stack in stacks_of(looped).items():
         for layer in stack.core:
             for level_norms in getattr(ring, stack_name).levels.norms:
                 for s, norm in enumerate(level_norms):

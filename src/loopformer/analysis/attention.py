@@ -30,14 +30,13 @@ def mean_attention_distance(weights: Tensor, grid: int, patch: int) -> Tensor:
     return per_query.mean(dim=(0, 2))
 
 
-def token_attention_distance(weights: Tensor, query_mask: Tensor | None = None, unit: float = 1.0,
-                             causal_offset: int | None = None) -> Tensor:
+def token_attention_distance(weights: Tensor, query_mask: Tensor | None = None, unit: float = 1.0) -> Tensor:
     """(B, H, T, S) attention -> per-head mean distance (H,) in tokens (``unit`` per position).
 
-    Queries are the last T of S positions (``causal_offset`` overrides); ``query_mask``
+    Queries are the last T of S positions; ``query_mask``
     (B, T) marks queries to average over (True = real token)."""
     b, h, t, s = weights.shape
-    offset = s - t if causal_offset is None else causal_offset
+    offset = s - t
     q = torch.arange(t, device=weights.device)[:, None] + offset
     k = torch.arange(s, device=weights.device)[None, :]
     dist = (q - k).abs().double() * unit

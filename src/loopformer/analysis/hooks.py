@@ -27,13 +27,6 @@ class Captured:
     states: dict[tuple[str, Hashable], Tensor] = field(default_factory=dict)
     attention: dict[tuple[str, Hashable, str], Tensor] = field(default_factory=dict)
 
-    def layers(self, stack: str, core_only: bool = False) -> list[Hashable]:
-        """Keys of one stack in forward order (``core_only``: iterations of the core only)."""
-        keys = [k for s, k in self.states if s == stack]
-        if core_only:
-            keys = [k for k in keys if isinstance(k[0], int)]
-        return keys
-
 
 def stacks_of(model: nn.Module) -> dict[str, nn.Module]:
     """Every looped stack of a model by attribute name (``encoder``, ``decoder``)."""

@@ -72,6 +72,3 @@ class BPETokenizer:
 
     def decode(self, ids: Sequence[int]) -> str:
         return self._tok.decode([i for i in ids if i > UNK], skip_special_tokens=True).strip()
-
-    def decode_batch(self, batch: Sequence[Sequence[int]]) -> list[str]:
-        return [self.decode(ids) for ids in batch]

@@ -42,7 +42,6 @@ class SharedInputs:
     rope: tuple[Tensor, Tensor] | None = None
     cache: KVCache | None = None
     position_offset: int = 0
-    attn_probe: Callable[[Hashable, str, Tensor], None] | None = None
     token_embeddings: Tensor | None = None  # the input embeddings (MeSH's slot 0)
 
 
@@ -110,7 +109,7 @@ class TransformerLayer(nn.Module):
         sig = lp.signals if lp is not None else None
         level = lp.level if lp is not None else 0
         probe = None
-        listener = shared.attn_probe or self.attn_probe
+        listener = self.attn_probe
         if listener is not None:
             probe = partial(listener, key, "self")
         if self.spec.norm_style == "post":
@@ -170,7 +169,7 @@ class TransformerLayer(nn.Module):
         if lp is not None and lp.cross_q is not None:
             q_sig = partial(lp.cross_q.split_qkv, level=lp.level, x=x)
             kv_sig = partial(lp.cross_kv.split_qkv, level=lp.level, x=shared.memory)
-        listener = shared.attn_probe or self.attn_probe
+        listener = self.attn_probe
         probe = partial(listener, key, "cross") if listener is not None else None
         return self.cross_attn(
             x, shared.memory, shared.memory_mask, q_sig, kv_sig, shared.cache, (key, "cross"), probe

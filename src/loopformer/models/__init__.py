@@ -2,7 +2,7 @@
 
 from ..config import ModelConfig
 from .base import LoopformerModel
-from .decoder import CausalLM, TextEncoder
+from .decoder import CausalLM
 from .seq2seq import Seq2SeqModel
 from .stack import LoopedStack
 from .vit import ViTClassifier
@@ -11,7 +11,6 @@ MODEL_CLASSES = {
     "seq2seq": Seq2SeqModel,
     "vit": ViTClassifier,
     "decoder": CausalLM,
-    "encoder": TextEncoder,
 }
 
 
@@ -20,5 +19,5 @@ def build_model(config: ModelConfig) -> LoopformerModel:
     return MODEL_CLASSES[config.task](config)
 
 
-__all__ = ["CausalLM", "LoopedStack", "LoopformerModel", "MODEL_CLASSES", "Seq2SeqModel", "TextEncoder",
-           "ViTClassifier", "build_model"]
+__all__ = ["CausalLM", "LoopedStack", "LoopformerModel", "MODEL_CLASSES", "Seq2SeqModel", "ViTClassifier",
+           "build_model"]

@@ -24,10 +24,6 @@ class LoopformerModel(nn.Module):
         super().__init__()
         self.config = config
 
-    def stacks(self) -> dict[str, nn.Module]:
-        """Named looped stacks of the model (for analysis and accounting)."""
-        return {name: m for name, m in self.named_children() if m.__class__.__name__ == "LoopedStack"}
-
 
 class TextInput(nn.Module):
     """Token embedding plus additive positions (none for rotary and Universal models,

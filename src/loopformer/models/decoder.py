@@ -89,31 +89,6 @@ class CausalLM(LoopformerModel):
         return torch.cat(outs, dim=1)
 
 
-class TextEncoder(LoopformerModel):
-    """Bidirectional encoder returning hidden states (B, T, d)."""
-
-    embedding_prefixes = ("input.",)
-
-    def __init__(self, config: ModelConfig) -> None:
-        super().__init__(config)
-        cfg = config
-        self.input = TextInput(cfg, cfg.vocab_size)
-        self.rotary = make_rotary(cfg)
-        self.encoder = build_stack(cfg, cfg.n_layers)
-        self.final_norm = nn.LayerNorm(cfg.d_model, eps=cfg.final_norm_eps) if cfg.final_norm else None
-
-    def forward(self, tokens: Tensor, padding_mask: Tensor | None = None) -> Tensor:
-        if padding_mask is None:
-            padding_mask = tokens.eq(self.config.pad_id)
-        t = tokens.shape[1]
-        shared = SharedInputs(
-            self_mask=build_mask(t, t, padding_mask, False, tokens.device),
-            rope=self.rotary(t) if self.rotary is not None else None,
-        )
-        h = self.encoder(self.input(tokens), shared)
-        return self.final_norm(h) if self.final_norm is not None else h
-
-
 def scale_output_projections(stack: nn.Module, depth: int) -> None:
     """GPT-NeoX init: attention-output and MLP-down weights ~ N(0, 0.02 / sqrt(2 * depth))."""
     from ..layers.block import TransformerLayer

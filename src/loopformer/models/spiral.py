@@ -171,7 +171,7 @@ class SpiralStack(Observable, nn.Module):
         if self.latent_rotary is not None:
             pos = level.latent_positions(n, length, self.cfg.latent_positions, h.device)
             rope = (self.latent_rotary.cos[pos], self.latent_rotary.sin[pos])
-        latent_shared = SharedInputs(self_mask=AttnMask(is_causal=True), rope=rope, attn_probe=shared.attn_probe)
+        latent_shared = SharedInputs(self_mask=AttnMask(is_causal=True), rope=rope)
         u = level.up(self._core(t, z, latent_shared)).reshape(b, n * level.g, d)[:, left : left + length]
         s = min(level.shift, length)
         return torch.cat([u.new_zeros(b, s, d), u[:, : length - s]], dim=1)
