@@ -86,7 +86,7 @@ def checkpoint(name: str, seed: int, steps: int) -> Path:
 
 
 def run_probes(steps: int) -> None:
-    from loopformer.analysis.probe import probe_levels
+    from loopformer.tasks.analyze import probe_levels
 
     PROBE_DIR.mkdir(parents=True, exist_ok=True)
     for pair, (a, b) in PROBES.items():

@@ -48,7 +48,7 @@ def distance_runs(s: int) -> list[tuple[str, str, str]]:
 def main() -> int:
     import argparse
 
-    from loopformer.analysis.compare import attention_distances, compare_cka
+    from loopformer.tasks.analyze import attention_distances, compare_cka
     from loopformer.analysis.plots import plot_cka, plot_distances
     from loopformer.errors import LoopformerError
 

@@ -335,7 +335,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         args.target, args.overrides = args.targets[0], []
         return cmd_params(args) if what == "params" else cmd_flops(args)
     if what == "probe":
-        from .analysis.probe import probe_levels
+        from .tasks.analyze import probe_levels
 
         if len(args.targets) != 2:
             raise ConfigError("analyze probe takes two checkpoints: A B")
@@ -350,7 +350,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
                 print(f"  {la:<10} vs {lb:<10} {acc:6.2f}   ({n_fit:,} rows fitted, {n_test:,} tested)")
         return 0
     if what == "cka":
-        from .analysis.compare import compare_cka
+        from .tasks.analyze import compare_cka
         from .analysis.plots import format_matrix, plot_cka
 
         if len(args.targets) != 2:
@@ -368,7 +368,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
             diag = [r["cka"][i][i] for i in range(n)]
             print("diagonal: " + " ".join(f"{v:.3f}" for v in diag) + "\n")
         return 0
-    from .analysis.compare import attention_distances, signal_norms
+    from .tasks.analyze import attention_distances, signal_norms
     from .analysis.plots import plot_distances
     from .tasks.task_file import task_name
 

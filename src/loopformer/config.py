@@ -382,10 +382,10 @@ def parse_override(text: str) -> tuple[str, Any]:
     hints = typing.get_type_hints(ModelConfig)
     if key not in hints:
         raise ConfigError(f"unknown config key '{key}'; valid keys: {', '.join(field_names())}")
-    return key, _coerce(key, raw.strip(), hints[key])
+    return key, coerce_value(key, raw.strip(), hints[key])
 
 
-def _coerce(key: str, raw: str, hint: Any) -> Any:
+def coerce_value(key: str, raw: str, hint: Any) -> Any:
     options = _options(hint)
     if type(None) in options and raw.lower() in ("none", "null", ""):
         return None

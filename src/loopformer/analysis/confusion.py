@@ -11,12 +11,12 @@ def plot_confusion(matrix: Sequence[Sequence[int]], classes: Sequence[str], path
     """Write a PNG; uses matplotlib's object API so no global pyplot state is touched."""
     import numpy as np
 
-    from .plots import _figure, _save
+    from .plots import new_figure, save_figure
 
     m = np.asarray(matrix, dtype=float)
     rates = m / np.maximum(m.sum(axis=1, keepdims=True), 1)
     k = len(classes)
-    fig = _figure(1.0 + 0.62 * k, 0.8 + 0.58 * k)
+    fig = new_figure(1.0 + 0.62 * k, 0.8 + 0.58 * k)
     ax = fig.add_subplot()
     ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
     ax.set_xticks(range(k), labels=classes, rotation=45, ha="right", fontsize=8)
@@ -31,4 +31,4 @@ def plot_confusion(matrix: Sequence[Sequence[int]], classes: Sequence[str], path
     if title:
         ax.set_title(title, fontsize=10)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)

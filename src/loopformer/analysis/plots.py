@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 
-def _figure(width: float, height: float):
+def new_figure(width: float, height: float):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -16,7 +16,7 @@ def _figure(width: float, height: float):
     return fig
 
 
-def _save(fig, path: str | Path) -> Path:
+def save_figure(fig, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # writers in parallel never share a temporary
@@ -33,7 +33,7 @@ def plot_cka(result: dict[str, Any], path: str | Path, name_a: str = "A", name_b
     sizes = [np.asarray(result[s]["cka"]) for s in stacks]
     width = sum(max(3.2, 0.55 * m.shape[1] + 2.0) for m in sizes)
     height = max(3.2, 0.45 * max(m.shape[0] for m in sizes) + 1.8)
-    fig = _figure(width, height)
+    fig = new_figure(width, height)
     axes = fig.subplots(1, len(stacks), squeeze=False)[0]
     for ax, stack, m in zip(axes, stacks, sizes):
         image = ax.imshow(m, cmap="magma", vmin=0, vmax=1, aspect="auto")
@@ -49,13 +49,13 @@ def plot_cka(result: dict[str, Any], path: str | Path, name_a: str = "A", name_b
                             color="black" if m[i, j] > 0.6 else "white")
         fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="CKA")
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_distances(result: dict[str, Any], path: str | Path, title: str = "") -> Path:
     """Per stack: each head's mean attention distance per layer application, and their mean."""
     stacks = list(result["stacks"])
-    fig = _figure(4.2 * len(stacks) + 0.6, 3.4)
+    fig = new_figure(4.2 * len(stacks) + 0.6, 3.4)
     axes = fig.subplots(1, len(stacks), squeeze=False)[0]
     for ax, stack in zip(axes, stacks):
         rows = result["stacks"][stack]
@@ -69,7 +69,7 @@ def plot_distances(result: dict[str, Any], path: str | Path, title: str = "") ->
         ax.legend(fontsize=7)
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def format_matrix(rows: Sequence[str], cols: Sequence[str], values) -> str:

@@ -12,10 +12,13 @@ against a control pair (for instance two seeds of the same model), never alone.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Iterable
 
 import torch
 from torch import Tensor
+
+from ..errors import ConfigError
+from .compare import key_label
 
 
 def fit_logistic(x: Tensor, y: Tensor, l2: float = 1e-3, steps: int = 100) -> tuple[Tensor, Tensor]:
@@ -47,37 +50,31 @@ def probe_accuracy(a_train: Tensor, b_train: Tensor, a_test: Tensor, b_test: Ten
     return float((pred == yt).double().mean()) * 100
 
 
-@torch.no_grad()
-def probe_levels(path_a: str, path_b: str, split: str | None = None, batch_size: int = 64,
-                 max_batches: int | None = None, l2: float = 1e-3) -> dict[str, Any]:
-    """Per stack: held-out probe accuracy for each level i (A's i-th vs B's i-th application)."""
-    from ..errors import ConfigError
-    from .compare import _key_label, _same_inputs, load_for_analysis, paired_states
-
-    model_a, task, kind = load_for_analysis(path_a)
-    model_b, _, kind_b = load_for_analysis(path_b)
-    if kind != kind_b:
-        raise ConfigError(f"cannot compare a {kind} checkpoint with a {kind_b} one")
-    _same_inputs(path_a, path_b, kind)
+def probe_pairs(pairs: Iterable[tuple[int, str, list, list]], l2: float = 1e-3) -> dict[str, Any]:
+    """Per stack: held-out probe accuracy for each level i (A's i-th vs B's i-th
+    application), from the batches of :func:`loopformer.analysis.compare.paired_states`:
+    even batches fit the probe, odd ones test it."""
     rows: dict[str, dict[str, Any]] = {}
-    for index, stack, xs, ys in paired_states(model_a, model_b, task, kind, split, batch_size, max_batches):
+    for index, stack, xs, ys in pairs:
         n = min(len(xs), len(ys))
-        entry = rows.setdefault(stack, {"labels": [(_key_label(xs[i][0]), _key_label(ys[i][0])) for i in range(n)],
+        entry = rows.setdefault(stack, {"labels": [(key_label(xs[i][0]), key_label(ys[i][0])) for i in range(n)],
                                         "parts": [([], [], [], []) for _ in range(n)]})
-        half = index % 2  # even batches train the probe, odd ones test it
+        half = index % 2
         for i in range(n):
             entry["parts"][i][half].append(xs[i][1])
             entry["parts"][i][2 + half].append(ys[i][1])
-    out: dict[str, Any] = {}
-    for stack, entry in rows.items():
-        accs, counts = [], []
-        for a_tr, a_te, b_tr, b_te in entry["parts"]:
-            if not a_te:
-                raise ConfigError("the probe needs at least two batches (one to fit, one to test)")
-            a_tr, a_te, b_tr, b_te = (torch.cat(p) for p in (a_tr, a_te, b_tr, b_te))
-            accs.append(probe_accuracy(a_tr, b_tr, a_te, b_te, l2))
-            counts.append([len(a_tr) + len(b_tr), len(a_te) + len(b_te)])
-        out[stack] = {"pairs": [list(p) for p in entry["labels"]], "accuracy": accs, "rows": counts}
+    out = {stack: _probe_stack(entry, l2) for stack, entry in rows.items()}
     if not out:
         raise ConfigError("no comparable layer outputs were captured")
     return out
+
+
+def _probe_stack(entry: dict[str, Any], l2: float) -> dict[str, Any]:
+    accs, counts = [], []
+    for a_tr, a_te, b_tr, b_te in entry["parts"]:
+        if not a_te:
+            raise ConfigError("the probe needs at least two batches (one to fit, one to test)")
+        a_tr, a_te, b_tr, b_te = (torch.cat(p) for p in (a_tr, a_te, b_tr, b_te))
+        accs.append(probe_accuracy(a_tr, b_tr, a_te, b_te, l2))
+        counts.append([len(a_tr) + len(b_tr), len(a_te) + len(b_te)])
+    return {"pairs": [list(p) for p in entry["labels"]], "accuracy": accs, "rows": counts}

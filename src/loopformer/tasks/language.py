@@ -125,6 +125,16 @@ class LanguageTask:
             n = min(n, self.cfg.eval_windows)
         return data[: n * t + 1].unfold(0, t + 1, t)[:n] if n else data.new_zeros(0, t + 1)
 
+    input_files = ("chars.json", "tokenizer.json")
+
+    def analysis_batches(self, split: str | None, batch_size: int):
+        """Validation windows (inputs only), the split language-model analyses run on."""
+        if split not in (None, "val"):
+            raise ConfigError(f"language-model analyses run on the validation split, not {split!r}")
+        windows = self.eval_windows()
+        for i in range(0, len(windows), batch_size):
+            yield (windows[i : i + batch_size, :-1],), {"decoder": None}
+
     def evaluate(self, model) -> dict[str, float]:
         windows = self.eval_windows()
         total, count = 0.0, 0

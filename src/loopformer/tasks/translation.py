@@ -81,7 +81,8 @@ class TranslationTask:
         self._train: tuple[list[list[int]], list[list[int]]] | None = None
         self._val: dict[str, Any] | None = None
 
-    def _encode_pairs(self, src: Sequence[str], tgt: Sequence[str]) -> tuple[list[list[int]], list[list[int]]]:
+    def encode_pairs(self, src: Sequence[str], tgt: Sequence[str]) -> tuple[list[list[int]], list[list[int]]]:
+        """Token ids of sentence pairs as the model sees them: source + EOS, BOS + target + EOS."""
         m = self.cfg.max_sentence_tokens
         s = [ids[: m - 1] + [EOS] for ids in self.tok.encode_batch(src)]
         t = [[BOS] + ids[: m - 1] + [EOS] for ids in self.tok.encode_batch(tgt)]
@@ -90,7 +91,7 @@ class TranslationTask:
     @property
     def train_data(self) -> tuple[list[list[int]], list[list[int]]]:
         if self._train is None:
-            self._train = self._encode_pairs(*self.split("train"))
+            self._train = self.encode_pairs(*self.split("train"))
             self._src_lens = [len(x) for x in self._train[0]]
             self._tgt_lens = [len(x) - 1 for x in self._train[1]]
         return self._train
@@ -99,7 +100,7 @@ class TranslationTask:
     def val_data(self) -> dict[str, Any]:
         if self._val is None:
             src, ref = self.split("val")
-            vs, vt = self._encode_pairs(src, ref)
+            vs, vt = self.encode_pairs(src, ref)
             n, b = min(self.cfg.val_bleu_sentences, len(src)), self.cfg.eval_batch_sentences
             self._val = {"src": src[:n], "ref": ref[:n],
                          "batches": [(vs[i : i + b], vt[i : i + b]) for i in range(0, len(vs), b)]}
@@ -121,6 +122,20 @@ class TranslationTask:
         if name not in self._splits:
             self._splits[name] = load_multi30k(name, self.cfg.src_lang, self.cfg.tgt_lang)
         return self._splits[name]
+
+    # files of a checkpoint that decide what its inputs are (two checkpoints compared
+    # layer by layer must agree on them)
+    input_files = ("tokenizer.json",)
+
+    def analysis_batches(self, split: str | None, batch_size: int):
+        """Teacher-forced (source, target input) batches of a split, with the real-token
+        mask of each stack: what analyses feed the model."""
+        src, ref = self.split(split or "test2016")
+        s_ids, t_ids = self.encode_pairs(src, ref)
+        for i in range(0, len(s_ids), batch_size):
+            s, t = pad_batch(s_ids[i : i + batch_size], PAD), pad_batch(t_ids[i : i + batch_size], PAD)
+            t_in = t[:, :-1]
+            yield (s, t_in), {"encoder": s.ne(PAD), "decoder": t_in.ne(PAD)}
 
     def model_overrides(self) -> dict[str, Any]:
         return {"vocab_size": self.tok.vocab_size, "tgt_vocab_size": None, "pad_id": PAD,

@@ -74,6 +74,14 @@ class VisionTask:
                                    torch.from_numpy(np.asarray(labels, dtype=np.int64)))
         return self._tensors[name]
 
+    input_files: tuple[str, ...] = ()  # images are images: nothing to agree on
+
+    def analysis_batches(self, split: str | None, batch_size: int):
+        """Normalised image batches of a split (every position is real: no masks)."""
+        images, _ = self.split(split or "test")
+        for i in range(0, len(images), batch_size):
+            yield (self.prepare_images(images[i : i + batch_size]),), {"encoder": None}
+
     def model_overrides(self) -> dict[str, Any]:
         return {"image_size": self.image_size, "in_channels": self.in_channels, "num_classes": len(self.classes)}
 

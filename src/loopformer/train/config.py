@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import dataclass, fields
 from typing import Any
 
-from ..config import _coerce, check_types
+from ..config import coerce_value, check_types
 from ..errors import ConfigError
 from ..device import check_device_name
 
@@ -96,5 +96,5 @@ def split_overrides(pairs: list[str], targets: dict[str, type]) -> dict[str, dic
         if key not in owners:
             raise ConfigError(f"unknown setting '{key}'; valid: {', '.join(sorted(owners))}")
         label, hint = owners[key]
-        out[label][key] = _coerce(key, raw, hint)
+        out[label][key] = coerce_value(key, raw, hint)
     return out
