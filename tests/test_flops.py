@@ -41,3 +41,13 @@ def test_cli_flops(capsys):
     assert main(["flops", "vit-tiny"]) == 2
     assert main(["flops", "spiral-lm-char", "--context", "9999"]) == 2
     assert lm_flops(get_config("ringformer-lm-char")).signals > 0
+
+
+def test_signals_on_a_spiral_schedule_count_the_latents_of_each_iteration():
+    ring = lm(arch="ringformer", n_prelude=1, n_coda=1, core_layers=2, n_layers=8, spiral_schedule="4,2,1",
+              state_update="anchor", signal_rank=8)
+    # 512 tokens -> 128, 256 and 512 positions; 2 core layers; q, k, v and FFN signals of 4 d r each
+    assert lm_flops(ring, 512).signals == 2 * (128 + 256 + 512) * 4 * (4.0 * 1024 * 8)
+    full = lm(arch="ringformer", n_prelude=1, n_coda=1, core_layers=2, n_layers=8, state_update="anchor",
+              signal_rank=8)
+    assert lm_flops(full, 512).signals == 2 * 3 * 512 * 4 * (4.0 * 1024 * 8)

@@ -28,6 +28,9 @@ SIGNAL_MODES = ("dynamic", "static")
 SIGNAL_PLACEMENTS = ("after", "before")
 SIGNAL_INPUTS = ("raw", "normed")
 FFN_SIGNAL_POSITIONS = ("before_norm", "after_norm")
+# level adapters a spiral schedule composes with (the Universal timing signal is defined
+# for token positions, not for the latents of a coarse iteration)
+SPIRAL_ARCHS = ("spiral", "looped", "ringformer")
 
 
 @dataclass
@@ -223,9 +226,15 @@ class ModelConfig:
             raise ConfigError("mesh_slots must be >= 2 (slot 0 holds the token embeddings)")
         if self.parallel_block and self.norm_style != "pre":
             raise ConfigError("parallel_block needs norm_style=pre")
-        if self.arch == "spiral":
+        if self.arch == "spiral" and self.spiral_schedule is None:
+            raise ConfigError("arch=spiral needs spiral_schedule, e.g. '4,2,1' (chunk size per iteration)")
+        if self.is_spiral:
             if self.task != "decoder":
-                raise ConfigError("arch=spiral is a causal language model (task=decoder)")
+                raise ConfigError("a spiral schedule runs a causal language model (task=decoder)")
+            if self.arch not in SPIRAL_ARCHS:
+                why = "has no loop" if self.arch == "vanilla" else "adds a timing signal defined for token positions only"
+                raise ConfigError(f"spiral_schedule needs a looped core ({', '.join(SPIRAL_ARCHS)}); "
+                                  f"arch={self.arch} {why}")
             schedule = self.schedule  # parses and validates
             offsets = self.offsets
             if len(offsets) != len(schedule):
@@ -236,8 +245,6 @@ class ModelConfig:
                     f"n_layers ({self.n_layers}) must equal n_prelude + n_coda + core_layers x iterations = {need}"
                 )
             return
-        if self.spiral_schedule is not None:
-            raise ConfigError("spiral_schedule needs arch=spiral")
         if self.arch == "vanilla":
             return
         for depth_name in ("n_layers", "n_dec_layers"):
@@ -290,7 +297,7 @@ class ModelConfig:
         """Iterations of the core (vanilla: 0)."""
         if self.arch == "vanilla":
             return 0
-        if self.arch == "spiral":
+        if self.is_spiral:
             return len(self.schedule)
         return (self.n_layers - self.n_prelude - self.n_coda) // self.core_layers
 
@@ -323,9 +330,15 @@ class ModelConfig:
         return tuple(k for k, on in (("q", self.signal_q), ("k", self.signal_k), ("v", self.signal_v)) if on)
 
     @property
+    def is_spiral(self) -> bool:
+        """Whether the loop runs SpiralFormer's multi-resolution schedule (any level adapter:
+        ``arch=spiral`` is the plain loop on it, ``arch=ringformer`` adds level signals)."""
+        return self.spiral_schedule is not None
+
+    @property
     def has_level_norms(self) -> bool:
         """Whether the looped core has its own LayerNorms per level (RingFormer, or asked for)."""
-        return self.arch == "ringformer" or (self.per_level_norms and self.arch not in ("vanilla", "spiral"))
+        return self.arch == "ringformer" or (self.per_level_norms and self.arch != "vanilla")
 
     @property
     def level_eps(self) -> float:

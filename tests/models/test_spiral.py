@@ -151,3 +151,70 @@ def test_sampling_is_seeded_and_greedy_matches_argmax():
     # generation stops at the context length instead of failing
     long = sample(model, torch.randint(0, 29, (1, 250)), 50, 0.0)
     assert long.shape == (1, 256)
+
+
+# --- any level adapter on the spiral schedule -------------------------------------------
+
+def ring_spiral(schedule: str = "4,2,1", **kw):
+    """RingFormer's per-level norms and signals on SpiralFormer's coarse-to-fine loop."""
+    from conftest import randomize_signals
+
+    model = spiral(schedule, arch="ringformer", signal_rank=4, **kw)
+    randomize_signals(model)
+    return model
+
+
+def test_ringformer_signals_on_a_spiral_schedule_have_their_parameters():
+    model = ring_spiral()
+    assert model.decoder.adapter.signals is not None
+    assert len(model.decoder.adapter.norms) == 3 * 2  # iterations x core layers
+    assert all(layer.norms is None for layer in model.decoder.core)  # the levels own the norms
+    plain = spiral("4,2,1")
+    assert plain.decoder.adapter is None
+
+
+@pytest.mark.parametrize("schedule,offsets", [("4,2,1", "0"), ("3,2", "1,1"), ("8,4,2", "half")])
+def test_ringformer_signals_on_a_spiral_schedule_are_exactly_causal(schedule, offsets):
+    model = ring_spiral(schedule, spiral_offsets=offsets)
+    tokens = torch.randint(0, 37, (2, 23))
+    with torch.no_grad():
+        base = model(tokens)
+        for k in (0, 5, 12, 22):
+            changed = tokens.clone()
+            changed[:, k] = (changed[:, k] + 5) % 37
+            out = model(changed)
+            assert torch.equal(out[:, :k], base[:, :k]), f"position < {k} changed"
+            if k < 22:
+                assert not torch.equal(out[:, k:], base[:, k:])
+
+
+@pytest.mark.parametrize("schedule", CACHED)
+@pytest.mark.parametrize("state_update", ["anchor", "mesh"])
+def test_ringformer_signals_on_a_spiral_schedule_decode_like_the_full_sequence(schedule, state_update):
+    model = ring_spiral(schedule, state_update=state_update)
+    tokens = torch.randint(0, 37, (3, 21))
+    with torch.no_grad():
+        full = model(tokens)
+        cache = model.new_cache()
+        steps = [model(tokens[:, :5], cache=cache)] + [model(tokens[:, k : k + 1], cache=cache) for k in range(5, 21)]
+    torch.testing.assert_close(torch.cat(steps, dim=1), full, atol=1e-5, rtol=1e-5)
+
+
+def test_the_signals_act_on_the_spiral_loop():
+    model = ring_spiral()
+    tokens = torch.randint(0, 37, (2, 16))
+    with torch.no_grad():
+        with_signals = model(tokens)
+        for name, p in model.named_parameters():
+            if name.endswith("_up"):
+                p.zero_()
+        without = model(tokens)
+    assert not torch.allclose(with_signals, without)
+
+
+@pytest.mark.parametrize("arch,why", [("universal", "timing signal"), ("vanilla", "no loop")])
+def test_a_spiral_schedule_refuses_adapters_it_cannot_run(arch, why):
+    from loopformer.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=why):
+        spiral("4,2", arch=arch, state_update="none")

@@ -43,15 +43,15 @@ def lm_flops(cfg: ModelConfig, context: int | None = None) -> FlopCount:
         layers = cfg.n_layers * layer_flops(L, d, f)
     else:
         lengths = [L] * cfg.n_loops
-        if cfg.arch == "spiral":
+        if cfg.is_spiral:
             lengths = [-(-(L + w) // g) for g, w in zip(cfg.schedule, cfg.offsets)]
         layers = (cfg.n_prelude + cfg.n_coda) * layer_flops(L, d, f)
         layers += cfg.core_layers * sum(layer_flops(n, d, f) for n in lengths)
     signals = 0.0
     if cfg.has_signals:
         kinds = len(cfg.qkv_signal_kinds) + int(cfg.signal_ffn)
-        applications = cfg.core_layers * cfg.n_loops
-        signals = applications * L * kinds * (4.0 * d * cfg.rank if cfg.signal_mode == "dynamic" else d)
+        positions = cfg.core_layers * sum(lengths)  # every core application, at its iteration's length
+        signals = positions * kinds * (4.0 * d * cfg.rank if cfg.signal_mode == "dynamic" else d)
     state = 0.0
     if cfg.state_update == "mesh":
         from ..models.build import mesh_slots

@@ -47,27 +47,10 @@ def build_stack(cfg: ModelConfig, depth: int, cross: bool = False) -> LoopedStac
     k = cfg.core_layers
     n_pre, n_post = (cfg.n_prelude, cfg.n_coda) if not cross else (0, 0)
     n_loops = (depth - n_pre - n_post) // k
-    levels_total = n_loops * k
-    per_level = cfg.has_level_norms
-    spec = layer_spec(cfg, cross, own_norms=not per_level)
+    spec = layer_spec(cfg, cross, own_norms=not cfg.has_level_norms)
     plain = layer_spec(cfg, cross, own_norms=True)
     core = [TransformerLayer(spec) for _ in range(k)]
-    levels: LevelAdapter | None = None
-    if per_level:
-        signals = cross_q = cross_kv = None
-        if cfg.has_signals:
-            signals = LevelSignals(
-                levels_total, cfg.d_model, cfg.rank, qkv_kinds=cfg.qkv_signal_kinds, ffn=cfg.signal_ffn,
-                mode=cfg.signal_mode, init_std=cfg.signal_init_std, placement=cfg.signal_placement,
-            )
-        if cross and cfg.arch == "ringformer" and cfg.cross_attention_signals:
-            common = dict(ffn=False, mode=cfg.signal_mode, init_std=cfg.signal_init_std)
-            cross_q = LevelSignals(levels_total, cfg.d_model, cfg.rank, qkv_kinds=("q",), layout="q", **common)
-            cross_kv = LevelSignals(levels_total, cfg.d_model, cfg.rank, qkv_kinds=("k", "v"), layout="kv", **common)
-        levels = PerLevelNorms(levels_total, cfg.d_model, spec.n_sublayers, cfg.level_eps, signals, cross_q, cross_kv,
-                               shared_norms=cfg.arch == "ringformer" and cfg.shared_level_norms)
-    elif cfg.arch == "universal":
-        levels = UniversalTiming(cfg.max_len, n_loops, cfg.d_model)
+    levels = level_adapter(cfg, n_loops, spec.n_sublayers, cross)
     return LoopedStack(
         core=core, n_loops=n_loops, levels=levels,
         prelude=[TransformerLayer(plain) for _ in range(n_pre)],
@@ -75,6 +58,29 @@ def build_stack(cfg: ModelConfig, depth: int, cross: bool = False) -> LoopedStac
         state=build_state_update(cfg.state_update, n_loops, cfg.d_model, mesh_slots(cfg)),
         activation_checkpointing=cfg.activation_checkpointing,
     )
+
+
+def level_adapter(cfg: ModelConfig, n_loops: int, n_sublayers: int, cross: bool = False) -> LevelAdapter | None:
+    """What tells the ``n_loops`` iterations of a core apart, for any loop schedule: per-level
+    norms (and RingFormer's signals), the Universal timing signal, or nothing."""
+    levels_total = n_loops * cfg.core_layers
+    if cfg.has_level_norms:
+        signals = cross_q = cross_kv = None
+        if cfg.has_signals:
+            signals = LevelSignals(
+                levels_total, cfg.d_model, cfg.rank, qkv_kinds=cfg.qkv_signal_kinds, ffn=cfg.signal_ffn,
+                mode=cfg.signal_mode, init_std=cfg.signal_init_std, placement=cfg.signal_placement,
+            )
+        ring = cfg.arch == "ringformer"
+        if cross and ring and cfg.cross_attention_signals:
+            common = dict(ffn=False, mode=cfg.signal_mode, init_std=cfg.signal_init_std)
+            cross_q = LevelSignals(levels_total, cfg.d_model, cfg.rank, qkv_kinds=("q",), layout="q", **common)
+            cross_kv = LevelSignals(levels_total, cfg.d_model, cfg.rank, qkv_kinds=("k", "v"), layout="kv", **common)
+        return PerLevelNorms(levels_total, cfg.d_model, n_sublayers, cfg.level_eps, signals, cross_q, cross_kv,
+                             shared_norms=ring and cfg.shared_level_norms)
+    if cfg.arch == "universal":
+        return UniversalTiming(cfg.max_len, n_loops, cfg.d_model)
+    return None
 
 
 def mesh_slots(cfg: ModelConfig) -> int:

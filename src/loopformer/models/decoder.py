@@ -1,4 +1,4 @@
-"""Decoder-only causal language model and a bare text encoder on the looped engine."""
+"""Decoder-only causal language model on the looped engine (full-resolution or spiral)."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ class CausalLM(LoopformerModel):
         cfg = config
         self.input = TextInput(cfg, cfg.vocab_size)
         self.rotary = make_rotary(cfg)
-        self.decoder = SpiralStack(cfg) if cfg.arch == "spiral" else build_stack(cfg, cfg.n_layers)
+        self.decoder = SpiralStack(cfg) if cfg.is_spiral else build_stack(cfg, cfg.n_layers)
         self.final_norm = nn.LayerNorm(cfg.d_model, eps=cfg.final_norm_eps) if cfg.final_norm else None
         self.output = nn.Linear(cfg.d_model, cfg.vocab_size, bias=cfg.output_bias)
         if cfg.tie_embeddings:
@@ -35,7 +35,7 @@ class CausalLM(LoopformerModel):
 
     def new_cache(self) -> KVCache | SpiralCache:
         """An empty decoding cache of the kind this model needs."""
-        if self.config.arch == "spiral":
+        if self.config.is_spiral:
             return SpiralCache(len(self.decoder.levels))
         return KVCache()
 

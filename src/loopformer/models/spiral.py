@@ -27,7 +27,7 @@ from ..layers.block import SharedInputs, TransformerLayer
 from ..layers.cache import KVCache
 from ..layers.masks import AttnMask, build_mask
 from ..layers.positions import RotaryPositions
-from .build import layer_spec, mesh_slots
+from .build import layer_spec, level_adapter, mesh_slots
 from .observers import Observable
 from .state import build_state_update
 
@@ -120,11 +120,15 @@ class SpiralStack(Observable, nn.Module):
         super().__init__()
         self.cfg = cfg
         spec = layer_spec(cfg, cross=False, own_norms=True)
+        core_spec = layer_spec(cfg, cross=False, own_norms=not cfg.has_level_norms)
         self.prelude = nn.ModuleList(TransformerLayer(spec) for _ in range(cfg.n_prelude))
-        self.core = nn.ModuleList(TransformerLayer(spec) for _ in range(cfg.core_layers))
+        self.core = nn.ModuleList(TransformerLayer(core_spec) for _ in range(cfg.core_layers))
         self.coda = nn.ModuleList(TransformerLayer(spec) for _ in range(cfg.n_coda))
         self.levels = nn.ModuleList(SpiralLevel(cfg, g, w) for g, w in zip(cfg.schedule, cfg.offsets))
         self.n_loops = len(self.levels)
+        # what tells the iterations apart (per-level norms, RingFormer's signals), as on a
+        # full-resolution loop; None for the plain spiral
+        self.adapter = level_adapter(cfg, self.n_loops, core_spec.n_sublayers)
         self.state = build_state_update(cfg.state_update, self.n_loops, cfg.d_model, mesh_slots(cfg))
         self.latent_rotary = RotaryPositions(cfg.max_len, cfg.rotary_dims) if cfg.positional == "rotary" else None
         self._init_observers()
@@ -148,11 +152,13 @@ class SpiralStack(Observable, nn.Module):
 
     def _core(self, t: int, z: Tensor, shared: SharedInputs) -> Tensor:
         recompute = self.cfg.activation_checkpointing and self.training and shared.cache is None
+        k = len(self.core)
         for j, layer in enumerate(self.core):
+            lp = self.adapter.params(t, j, k) if self.adapter is not None else None
             if recompute:
-                z = checkpoint(layer, z, None, shared, (t, j), use_reentrant=False)
+                z = checkpoint(layer, z, lp, shared, (t, j), use_reentrant=False)
             else:
-                z = layer(z, None, shared, (t, j))
+                z = layer(z, lp, shared, (t, j))
             if self._observers:
                 self._emit((t, j), z)
         return z
