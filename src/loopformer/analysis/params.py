@@ -14,6 +14,8 @@ from dataclasses import asdict, dataclass
 
 from torch import nn
 
+from ..models.observers import Observable
+
 
 @dataclass
 class ParameterCount:
@@ -34,10 +36,7 @@ class ParameterCount:
 def count_parameters(model: nn.Module, trainable_only: bool = True) -> ParameterCount:
     emb_prefixes = tuple(getattr(model, "embedding_prefixes", ()))
     head_prefixes = tuple(getattr(model, "head_prefixes", ()))
-    loops = {}
-    for name, module in model.named_modules():
-        if module.__class__.__name__ == "LoopedStack":
-            loops[name + "." if name else ""] = module.n_loops
+    loops = {(name + "." if name else ""): m.n_loops for name, m in model.named_modules() if isinstance(m, Observable)}
     groups = dict(embedding=0, head=0, shared=0, per_level=0, layers=0, other=0)
     effective = 0
     aliases: dict[int, int] = {}  # an FFN shared by several unshared layers (One Wide FFN) runs once per layer
@@ -57,7 +56,7 @@ def count_parameters(model: nn.Module, trainable_only: bool = True) -> Parameter
             for prefix, n_loops in loops.items():
                 if name.startswith(prefix + "core."):
                     group, uses = "shared", n_loops
-                elif name.startswith(prefix + "levels."):
+                elif name.startswith((prefix + "levels.", prefix + "adapter.")):  # a spiral's own per-level parts
                     group = "per_level"
                 elif name.startswith((prefix + "prelude.", prefix + "coda.")):
                     group, uses = "layers", aliases[id(p)]
