@@ -130,7 +130,7 @@ def test_config_json_contents(tmp_path):
     folder = save_model(model, str(tmp_path / "a" / "b"), extra={"step": 7})  # str path, nested dirs
     meta = json.loads((folder / "config.json").read_text())
     assert meta["format"] == "loopformer-model"
-    assert meta["format_version"] == 1
+    assert meta["format_version"] == 2
     assert meta["model"] == model.config.to_dict()
     assert meta["weights_sha256"] == sha256(folder / "model.safetensors")
     assert meta["extra"] == {"step": 7}
@@ -277,7 +277,7 @@ def test_config_json_invalid_model(ckpt, edit):
     _refused(ckpt, ckpt / "config.json")
 
 
-@pytest.mark.parametrize("version", [2, 0, None, "1"])
+@pytest.mark.parametrize("version", [3, 0, None, "1", True])
 def test_wrong_format_version(ckpt, version):
     _edit_meta(ckpt, lambda m: m.update(format_version=version))
     assert "format version" in _refused(ckpt, ckpt / "config.json")

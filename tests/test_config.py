@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -152,9 +153,9 @@ def test_out_of_range_values_raise(overrides, fragment):
 @pytest.mark.parametrize(
     "overrides",
     [
-        dict(arch="vanilla", n_layers=3, core_layers=2),  # vanilla has no core to loop
+        dict(arch="looped", n_layers=6, core_layers=3),
         dict(arch="looped", n_layers=6, core_layers=2, n_dec_layers=4),
-        dict(task="seq2seq", image_size=30, patch_size=4),  # image size only matters for vit
+        dict(task="vit", image_size=30, patch_size=5),
         dict(task="vit", image_size=28, patch_size=4),
         dict(dropout=0.0, attn_dropout=0.999),
         dict(tie_embeddings=True, tgt_vocab_size=32000),
@@ -259,7 +260,7 @@ def test_to_dict_from_dict_round_trip(name):
 
 
 def test_round_trip_keeps_non_default_values():
-    cfg = ModelConfig(task="decoder", arch="looped", d_model=48, n_heads=3, n_layers=4, core_layers=2,
+    cfg = ModelConfig(task="decoder", arch="ringformer", d_model=48, n_heads=3, n_layers=4, core_layers=2,
                       n_dec_layers=None, signal_rank=5, dropout=0.25, ffn_init_std=None,
                       tie_embeddings=True, positional="rotary", rotary_fraction=0.5, norm_eps=1e-6)
     again = ModelConfig.from_dict(json.loads(cfg.to_json()))
@@ -305,3 +306,69 @@ def test_get_config_applies_and_validates_overrides():
         get_config("ringformer-mt-small", dropout=1.5)
     # presets are not mutated by overrides
     assert get_config("ringformer-mt-small").d_model == 256
+
+
+# --- settings that do not apply to the chosen model are refused -------------------------
+
+from loopformer.config import APPLIES  # noqa: E402
+
+# a preset on which each rule's condition fails, and a valid non-default value per field
+WHERE_NOT = {"arch=ringformer (level signals)": "looped-lm-char", "a spiral_schedule": "looped-lm-char",
+             "positional=rotary": "vanilla-lm-small", "task=seq2seq (an encoder-decoder)": "vanilla-lm-small",
+             "task=vit": "vanilla-mt-small", "state_update=mesh": "looped-lm-char",
+             "a looped core (arch other than vanilla)": "vanilla-lm-small", "task=decoder": "vit-tiny"}
+OTHER_VALUE = {"signal_mode": "static", "signal_input": "normed", "ffn_signal_position": "before_norm",
+               "signal_placement": "before", "spiral_pool": "mean", "spiral_upscale": "copy",
+               "spiral_shift": "no_overlap", "latent_positions": "last_token", "spiral_offsets": "half",
+               "signal_rank": 4, "signal_rank_divisor": 8, "n_dec_layers": 2, "tgt_vocab_size": 50, "image_size": 32,
+               "patch_size": 4, "in_channels": 1, "num_classes": 5, "mesh_slots": 4, "core_layers": 2,
+               "signal_init_std": 0.01, "rotary_fraction": 0.5}
+CASES = [(name, WHERE_NOT[needs]) for names, _, needs in APPLIES for name in names]
+
+
+def _other(name: str):
+    default = {f.name: f.default for f in dataclasses.fields(ModelConfig)}[name]
+    return (not default) if isinstance(default, bool) else OTHER_VALUE[name]
+
+
+@pytest.mark.parametrize("name,preset", CASES, ids=[f"{n}@{p}" for n, p in CASES])
+def test_a_setting_that_does_not_apply_is_refused(name, preset):
+    with pytest.raises(ConfigError, match=f"config field '{name}' applies to models with") as exc:
+        get_config(preset, **{name: _other(name)})
+    assert "\n" not in str(exc.value)
+
+
+def test_every_field_a_rule_names_exists_and_every_case_is_covered():
+    names = {f.name for f in dataclasses.fields(ModelConfig)}
+    assert all(n in names for rule in APPLIES for n in rule[0])
+    assert {needs for _, _, needs in APPLIES} == set(WHERE_NOT)
+
+
+def test_settings_once_accepted_and_ignored_are_refused():
+    """These were accepted and silently ignored before (vanilla has no core to loop; the
+    image size only matters for a ViT): now they are errors."""
+    with pytest.raises(ConfigError, match="core_layers"):
+        ModelConfig(arch="vanilla", n_layers=3, core_layers=2)
+    with pytest.raises(ConfigError, match="image_size"):
+        ModelConfig(task="seq2seq", image_size=30, patch_size=4)
+
+
+def test_the_same_settings_are_accepted_where_they_apply():
+    get_config("ringformer-lm-char", signal_mode="static", signal_rank=4)
+    get_config("spiral-lm-char", spiral_pool="mean", latent_positions="last_token")
+    get_config("spiral-lm-char", state_update="mesh", mesh_slots=4)
+    get_config("ringformer-mt-small", n_dec_layers=2, cross_attention_signals=True)
+    get_config("vanilla-lm-char", rotary_fraction=0.5)
+
+
+def test_rotary_positions_on_a_vit_are_refused():
+    with pytest.raises(ConfigError, match="rotary positions are for text models"):
+        get_config("vit-tiny", positional="rotary")
+
+
+def test_the_cli_refuses_an_inapplicable_setting_in_one_line(capsys):
+    from loopformer.cli import main
+
+    assert main(["params", "looped-lm-char", "signal_rank=4"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "signal_rank" in err[0]

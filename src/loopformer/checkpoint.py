@@ -24,7 +24,8 @@ from .errors import CheckpointError, ConfigError
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 FORMAT = "loopformer-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: settings that do not apply to a model are refused (1 is migrated on load)
+READABLE_VERSIONS = (1, 2)
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -116,12 +117,12 @@ def read_checkpoint_config(path: str | os.PathLike) -> tuple[ModelConfig, dict[s
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise CheckpointError(f"{cfg_path} is not a loopformer model config")
     version = meta.get("format_version")
-    if type(version) is not int or version != FORMAT_VERSION:
+    if type(version) is not int or version not in READABLE_VERSIONS:
         raise CheckpointError(
-            f"{cfg_path} has format version {version!r}; this library reads {FORMAT_VERSION}"
+            f"{cfg_path} has format version {version!r}; this library reads {', '.join(map(str, READABLE_VERSIONS))}"
         )
     try:
-        config = ModelConfig.from_dict(meta.get("model"))
+        config = ModelConfig.from_v1(meta.get("model")) if version == 1 else ModelConfig.from_dict(meta.get("model"))
     except (ConfigError, TypeError) as exc:
         raise CheckpointError(f"{cfg_path} holds an invalid model config: {exc}") from None
     return config, meta

@@ -136,6 +136,7 @@ class ModelConfig:
         self._check_types()
         self._check_choices()
         self._check_ranges()
+        self._check_applies()
 
     # --- validation -------------------------------------------------------------
 
@@ -206,6 +207,9 @@ class ModelConfig:
             raise ConfigError(
                 f"image_size ({self.image_size}) must be divisible by patch_size ({self.patch_size})"
             )
+        if self.task == "vit" and self.positional == "rotary":
+            raise ConfigError("a ViT takes positional=sinusoidal, learned or none; rotary positions are for "
+                              "text models")
         if self.task == "vit" and self.positional in ("rotary", "learned") and self.arch == "universal":
             raise ConfigError("the Universal Transformer carries its own positions; use positional=none")
         if not 0 <= self.pad_id < self.vocab_size:
@@ -214,6 +218,13 @@ class ModelConfig:
             raise ConfigError("one_wide_ffn shares the FFN of unshared (vanilla) layers; it needs arch=vanilla")
         if self.tie_embeddings and self.tgt_vocab_size not in (None, self.vocab_size):
             raise ConfigError("tie_embeddings needs tgt_vocab_size equal to vocab_size")
+
+    def _check_applies(self) -> None:
+        """A setting that cannot change the chosen model is refused rather than ignored."""
+        for name in inapplicable_fields(self):
+            _, _, needs = next(rule for rule in APPLIES if name in rule[0])
+            raise ConfigError(f"config field '{name}' applies to models with {needs}; this one "
+                              f"(task={self.task}, arch={self.arch}) would ignore {name}={getattr(self, name)!r}")
 
     def _check_loop_layout(self) -> None:
         if self.n_prelude < 0 or self.n_coda < 0:
@@ -367,8 +378,72 @@ class ModelConfig:
             )
         return cls(**data)
 
+    @classmethod
+    def from_v1(cls, data: Any) -> "ModelConfig":
+        """A config written by format version 1, which accepted settings the model then
+        ignored: those are reset to their defaults (the model they built is unchanged), and
+        a ViT's ``positional=rotary``, built as sinusoidal then, is written as such. Keys
+        added since take their defaults, which are the behaviour of that time."""
+        if not isinstance(data, dict):
+            raise ConfigError(f"a model config must be a mapping, got {type(data).__name__}")
+        data = dict(data)
+        if data.get("task") == "vit" and data.get("positional") == "rotary":
+            data["positional"] = "sinusoidal"
+        probe = object.__new__(cls)  # read the fields without validating them
+        for f in fields(cls):
+            setattr(probe, f.name, data.get(f.name, f.default))
+        defaults = {f.name: f.default for f in fields(cls)}
+        for name in inapplicable_fields(probe):
+            data[name] = defaults[name]
+        return cls.from_dict(data)
+
     def replace(self, **overrides: Any) -> "ModelConfig":
         return ModelConfig.from_dict({**self.to_dict(), **overrides})
+
+
+# (fields, condition, what the condition says): each field may leave its default only on a
+# model where the condition holds, since nowhere else does any code read it
+APPLIES: list[tuple[tuple[str, ...], Any, str]] = [
+    (("signal_rank", "signal_q", "signal_k", "signal_v", "signal_ffn", "signal_mode", "signal_input",
+      "ffn_signal_position", "cross_attention_signals", "signal_init_std", "signal_placement", "shared_level_norms",
+      "signal_rank_divisor"), lambda c: c.arch == "ringformer", "arch=ringformer (level signals)"),
+    (("spiral_offsets", "spiral_pool", "spiral_upscale", "spiral_shift", "latent_positions"),
+     lambda c: c.is_spiral, "a spiral_schedule"),
+    (("rotary_fraction",), lambda c: c.positional == "rotary", "positional=rotary"),
+    (("n_dec_layers", "tgt_vocab_size"), lambda c: c.task == "seq2seq", "task=seq2seq (an encoder-decoder)"),
+    (("cross_attention_signals",), lambda c: c.task == "seq2seq", "task=seq2seq (an encoder-decoder)"),
+    (("image_size", "patch_size", "in_channels", "num_classes"), lambda c: c.task == "vit", "task=vit"),
+    (("mesh_slots",), lambda c: c.state_update == "mesh", "state_update=mesh"),
+    (("core_layers", "per_level_norms"), lambda c: c.arch != "vanilla", "a looped core (arch other than vanilla)"),
+    (("depth_scaled_init",), lambda c: c.task == "decoder", "task=decoder"),
+]
+
+
+def inapplicable_fields(cfg: "ModelConfig") -> list[str]:
+    """Fields set away from their default on a model that never reads them."""
+    defaults = {f.name: f.default for f in fields(ModelConfig)}
+    out = []
+    for names, applies, _ in APPLIES:
+        if not applies(cfg):
+            out += [n for n in names if getattr(cfg, n) != defaults[n] and n not in out]
+    return out
+
+
+def split_applicable(cfg: "ModelConfig", overrides: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """Overrides shared by several models (one ``bench`` line): those that apply to ``cfg``,
+    and the names of those that do not."""
+    kept, dropped = {}, []
+    for name, value in overrides.items():
+        if all(applies(cfg) for names, applies, _ in APPLIES if name in names):
+            kept[name] = value
+        else:
+            dropped.append(name)
+    return kept, dropped
+
+
+def rule_fields() -> set[str]:
+    """Fields that apply to some models only (see :data:`APPLIES`)."""
+    return {n for names, _, _ in APPLIES for n in names}
 
 
 def check_types(obj: Any, what: str) -> None:

@@ -26,18 +26,18 @@ _MT_SMALL = dict(_MT, d_model=256, n_heads=4, d_ff=1024, n_layers=3, vocab_size=
 _VIT = dict(
     task="vit", norm_style="pre", bias=True, dropout=0.1, attn_dropout=0.0, norm_eps=1e-6,
     final_norm_eps=1e-6, final_norm=True, ffn_init_std=None, positional="sinusoidal",
-    signal_input="raw", ffn_signal_position="before_norm", attn_residual_dropout=False, ffn_xavier_init=True,
+    attn_residual_dropout=False, ffn_xavier_init=True,
 )
-# The official RingFormer-ViT builds its per-level LayerNorms with PyTorch's default eps
-# (1e-5) while its final norm, and every norm of the official ViT and UiT, uses 1e-6.
-_RING_VIT = dict(level_norm_eps=1e-5)
+# RingFormer-ViT: signals from the raw residual, the FFN signal added before the pre-FFN
+# LayerNorm, and per-level LayerNorms at PyTorch's default eps (1e-5) while its final norm,
+# and every norm of the official ViT and UiT, uses 1e-6.
+_RING_VIT = dict(level_norm_eps=1e-5, signal_input="raw", ffn_signal_position="before_norm")
 _VIT_IMAGENET = dict(_VIT, image_size=224, patch_size=16, in_channels=3, num_classes=100)
 _VIT_FMNIST = dict(_VIT, image_size=28, patch_size=7, in_channels=1, num_classes=10)
 
 _LM = dict(
     task="decoder", norm_style="pre", bias=True, dropout=0.0, attn_dropout=0.0, norm_eps=1e-5,
     final_norm=True, ffn_init_std=None, positional="learned", output_bias=False, max_len=256,
-    signal_input="raw", ffn_signal_position="after_norm",
 )
 _LM_SMALL = dict(_LM, d_model=128, n_heads=4, d_ff=512, n_layers=4, vocab_size=65)
 # SpiralFormer comparison on characters: 4 unique layers each, rotary on 25% of head dims

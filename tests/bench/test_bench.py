@@ -112,3 +112,16 @@ def test_vision_bench_counts_images(tmp_path):
     rows = {(r["workload"], r["entry"]): r for r in json.loads(out.read_text())["rows"]}
     assert set(rows) == {(w, e) for w in ("train", "infer") for e in ("ringformer-vit-tiny", "vit-tiny")}
     assert rows[("infer", "vit-tiny")]["unit"] == "images" and rows[("infer", "vit-tiny")]["units"] == 2
+
+
+def test_shared_overrides_apply_only_where_they_apply(capsys):
+    from loopformer.bench.entries import parse_entry
+
+    over = {"d_model": 32, "n_heads": 2, "d_ff": 64, "signal_rank": 4, "n_layers": 2, "image_size": 8,
+            "patch_size": 4}
+    ring = parse_entry("ringformer-vit-tiny", over, torch.device("cpu"))
+    vit = parse_entry("vit-tiny", over, torch.device("cpu"))
+    assert ring.config.signal_rank == 4 and vit.config.signal_rank is None
+    err = capsys.readouterr().err
+    assert "vit-tiny: signal_rank not set (does not apply to this model)" in err
+    assert "ringformer-vit-tiny:" not in err

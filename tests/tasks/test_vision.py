@@ -33,7 +33,8 @@ def test_tiny_vit_overfits_64_images(tmp_path, small_splits):
 
 @pytest.mark.parametrize("model", ["ringformer", "universal", "looped", "vanilla"])
 def test_resume_matches_an_uninterrupted_run(tmp_path, small_splits, model):
-    common = TINY + ["n_layers=2", "batch_size=16", "eval_every=100"]
+    common = [o for o in TINY if model == "ringformer" or not o.startswith("signal_")]
+    common += ["n_layers=2", "batch_size=16", "eval_every=100"]
     train_vision(model, "vit-tiny", common + ["max_steps=6"], out=str(tmp_path / "full"), splits=small_splits)
     train_vision(model, "vit-tiny", common + ["max_steps=3"], out=str(tmp_path / "part"), splits=small_splits)
     train_vision(model, "vit-tiny", common + ["max_steps=6"], out=str(tmp_path / "part"), resume=True,

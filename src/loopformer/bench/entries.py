@@ -3,13 +3,14 @@ compiled, and a ``torch.nn.Transformer`` reference of the same size."""
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
 from ..compile import compile_layers
-from ..config import ModelConfig
+from ..config import ModelConfig, rule_fields, split_applicable
 from ..errors import ConfigError
 from ..layers.positions import sinusoid_table
 from ..registry import get_config
@@ -85,7 +86,13 @@ def parse_entry(
         if compiled:
             model = torch.compile(model)
         return Entry(text, "seq2seq", model, precision, compiled, None, packed)
-    config = get_config(preset, **overrides)
+    # overrides on the command line are shared by every entry: each entry takes those that
+    # apply to it (RingFormer's signal settings are not a vanilla model's) and says so
+    base = get_config(preset, **{k: v for k, v in overrides.items() if k not in rule_fields()})
+    kept, dropped = split_applicable(base, overrides)
+    if dropped:
+        print(f"{text}: {', '.join(dropped)} not set (does not apply to this model)", file=sys.stderr)
+    config = get_config(preset, **kept)
     model = build_model(config).to(device)
     if compiled:
         compile_layers(model)
