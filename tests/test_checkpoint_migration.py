@@ -53,3 +53,11 @@ def test_migration_still_refuses_what_was_invalid_then():
     raw = json.loads((FIXTURES / "vit-tiny" / "config.json").read_text())["model"]
     with pytest.raises(ConfigError, match="d_model"):
         ModelConfig.from_v1(dict(raw, d_model=15))
+
+
+def test_a_format_1_universal_model_with_unused_positions_migrates():
+    raw = json.loads((FIXTURES / "ringformer-mt-small" / "config.json").read_text())["model"]
+    raw = dict(raw, arch="universal", positional="learned", signal_rank=None)
+    with pytest.raises(ConfigError, match="carries its own positions"):
+        ModelConfig.from_dict(raw)
+    assert ModelConfig.from_v1(raw).positional == "none"

@@ -210,7 +210,7 @@ class ModelConfig:
         if self.task == "vit" and self.positional == "rotary":
             raise ConfigError("a ViT takes positional=sinusoidal, learned or none; rotary positions are for "
                               "text models")
-        if self.task == "vit" and self.positional in ("rotary", "learned") and self.arch == "universal":
+        if self.positional in ("rotary", "learned") and self.timing_positions:
             raise ConfigError("the Universal Transformer carries its own positions; use positional=none")
         if not 0 <= self.pad_id < self.vocab_size:
             raise ConfigError(f"pad_id ({self.pad_id}) must be a valid token id below vocab_size")
@@ -341,6 +341,17 @@ class ModelConfig:
         return tuple(k for k, on in (("q", self.signal_q), ("k", self.signal_k), ("v", self.signal_v)) if on)
 
     @property
+    def is_looped(self) -> bool:
+        """Whether some layers are shared across iterations (every arch but vanilla)."""
+        return self.arch != "vanilla"
+
+    @property
+    def timing_positions(self) -> bool:
+        """Whether positions come from the Universal Transformer's timing signal, added at
+        every iteration by the level adapter (the input then adds none of its own)."""
+        return self.arch == "universal"
+
+    @property
     def is_spiral(self) -> bool:
         """Whether the loop runs SpiralFormer's multi-resolution schedule (any level adapter:
         ``arch=spiral`` is the plain loop on it, ``arch=ringformer`` adds level signals)."""
@@ -389,6 +400,8 @@ class ModelConfig:
         data = dict(data)
         if data.get("task") == "vit" and data.get("positional") == "rotary":
             data["positional"] = "sinusoidal"
+        if data.get("arch") == "universal" and data.get("positional") in ("rotary", "learned"):
+            data["positional"] = "none"  # the timing signal carried the positions
         probe = object.__new__(cls)  # read the fields without validating them
         for f in fields(cls):
             setattr(probe, f.name, data.get(f.name, f.default))

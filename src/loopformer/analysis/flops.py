@@ -39,7 +39,7 @@ def lm_flops(cfg: ModelConfig, context: int | None = None) -> FlopCount:
         raise ValueError(f"FLOP accounting covers causal LMs (task=decoder), not {cfg.task!r}")
     L = context or cfg.max_len
     d, f = cfg.d_model, cfg.d_ff
-    if cfg.arch == "vanilla":
+    if not cfg.is_looped:
         layers = cfg.n_layers * layer_flops(L, d, f)
     else:
         lengths = [L] * cfg.n_loops

@@ -34,7 +34,7 @@ class TextInput(nn.Module):
         self.embed = nn.Embedding(vocab_size, cfg.d_model)
         self.scale = math.sqrt(cfg.d_model) if cfg.scale_embeddings else 1.0
         self.dropout = Dropout(cfg.dropout)
-        if cfg.arch == "universal" or cfg.positional in ("rotary", "none"):
+        if cfg.timing_positions or cfg.positional in ("rotary", "none"):
             self.positions = None
         elif cfg.positional == "learned":
             self.positions = LearnedPositions(cfg.max_len, cfg.d_model)
@@ -51,6 +51,6 @@ class TextInput(nn.Module):
 
 
 def make_rotary(cfg: ModelConfig) -> RotaryPositions | None:
-    if cfg.positional != "rotary" or cfg.arch == "universal":
+    if cfg.positional != "rotary" or cfg.timing_positions:
         return None
     return RotaryPositions(cfg.max_len, cfg.rotary_dims)

@@ -25,7 +25,7 @@ class ViTClassifier(LoopformerModel):
         self.n_tokens = self.n_patches + 1
         self.patch_embed = nn.Conv2d(cfg.in_channels, cfg.d_model, cfg.patch_size, stride=cfg.patch_size)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, cfg.d_model))
-        if cfg.arch == "universal" or cfg.positional == "none":
+        if cfg.timing_positions or cfg.positional == "none":
             self.positions = None
         elif cfg.positional == "learned":
             self.positions = LearnedPositions(self.n_tokens, cfg.d_model)
