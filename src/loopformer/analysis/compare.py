@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Iterator
 
-import torch
 from torch import Tensor
 
 from ..errors import ConfigError

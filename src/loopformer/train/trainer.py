@@ -205,73 +205,14 @@ class Trainer:
         if self.step == 0:
             torch.manual_seed(cfg.seed)
         self.model.train()
-        kind = self.device.type
-        autocast = (lambda: torch.autocast(kind, dtype=torch.bfloat16)) if cfg.bf16 else nullcontext
         bar = _progress(cfg, self.step) if self.dist.is_main else None
         handlers = self._install_signal_handlers()
-        window_tokens, window_start, losses = 0, time.perf_counter(), []
+        self._reset_window()
         try:
             batches = self._batches()
             while self._budget_left():
-                stop = self._stop_signal is not None
-                if self.dist.enabled:  # every rank stops at the same step
-                    stop = all_sum([float(stop)], self.dist)[0] > 0
-                if stop:
-                    raise _CleanStop
-                t0 = time.perf_counter()
-                group = next(batches)
-                for g in self.opt.param_groups:
-                    g["lr"] = lr_at(cfg, self.step)
-                total_tokens = 0
-                loss_sum = 0.0
-                items = [to_device(shard(self.task.make_batch(item), self.dist), self.device) for item in group]
-                counts = [self.task.count_tokens(b) for b in items]
-                denom = max(all_sum([float(sum(counts))], self.dist)[0], 1)
-                for batch in items:
-                    with autocast():
-                        loss, n = self.task.loss(self.net, batch, cfg.label_smoothing)
-                    # DDP averages gradients over ranks; weighting by world * n / (global count)
-                    # makes the update the one a single process computes on the whole batch.
-                    (loss * (n * self.dist.world / denom)).backward()
-                    loss_sum += loss.item() * n
-                    total_tokens += n
-                loss_sum, total_tokens = all_sum([loss_sum, float(total_tokens)], self.dist)
-                total_tokens = int(total_tokens)
-                mean_loss = loss_sum / denom
-                if not math.isfinite(mean_loss):
-                    self.opt.zero_grad(set_to_none=True)
-                    if cfg.nonfinite == "stop":
-                        raise TrainingError(
-                            f"non-finite loss at step {self.step}; the last good checkpoint is in {self.out / 'last'}"
-                        )
-                    self.position += len(group)
-                    continue
-                if cfg.grad_clip is not None:
-                    torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
-                self.opt.step()
-                self.opt.zero_grad(set_to_none=True)
-                self.step += 1
-                self.position += len(group)
-                self.tokens_seen += total_tokens
-                self.train_seconds += time.perf_counter() - t0
-                window_tokens += total_tokens
-                losses.append(mean_loss)
-                if bar is not None:
-                    bar.update(1)
-                if self.step % cfg.log_every == 0:
-                    now = time.perf_counter()
-                    tps = window_tokens / max(now - window_start, 1e-9)
-                    rec = {"step": self.step, "kind": "train", "loss": sum(losses) / len(losses),
-                           "lr": lr_at(cfg, self.step - 1), "tokens_per_s": tps,
-                           "train_seconds": self.train_seconds, "epoch": self.epoch}
-                    self._log(rec)
-                    if bar is not None:
-                        bar.set_postfix(loss=f"{rec['loss']:.3f}", tok_s=f"{tps:,.0f}", lr=f"{rec['lr']:.2e}")
-                    window_tokens, window_start, losses = 0, time.perf_counter(), []
-                if self.step % cfg.eval_every == 0:
-                    self.evaluate()
-                    self.save("last")
-                    window_start = time.perf_counter()
+                self._stop_if_asked()
+                self._train_step(next(batches), bar)
             final = self.evaluate()
             self.save("last")
             return {"step": self.step, "train_seconds": self.train_seconds, "tokens_seen": self.tokens_seen,
@@ -290,6 +231,84 @@ class Trainer:
                 bar.close()
             for sig, old in handlers:
                 signal.signal(sig, old)
+
+    def _stop_if_asked(self) -> None:
+        stop = self._stop_signal is not None
+        if self.dist.enabled:  # every rank stops at the same step
+            stop = all_sum([float(stop)], self.dist)[0] > 0
+        if stop:
+            raise _CleanStop
+
+    def _train_step(self, group: list, bar) -> None:
+        """One optimizer step on a group of batches (gradient accumulation), then logging
+        and evaluation when due. A non-finite loss stops the run or skips the step."""
+        cfg = self.cfg
+        t0 = time.perf_counter()
+        for g in self.opt.param_groups:
+            g["lr"] = lr_at(cfg, self.step)
+        mean_loss, total_tokens = self._forward_backward(group)
+        if not math.isfinite(mean_loss):
+            self.opt.zero_grad(set_to_none=True)
+            if cfg.nonfinite == "stop":
+                raise TrainingError(
+                    f"non-finite loss at step {self.step}; the last good checkpoint is in {self.out / 'last'}"
+                )
+            self.position += len(group)
+            return
+        if cfg.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+        self.opt.step()
+        self.opt.zero_grad(set_to_none=True)
+        self.step += 1
+        self.position += len(group)
+        self.tokens_seen += total_tokens
+        self.train_seconds += time.perf_counter() - t0
+        self._window_tokens += total_tokens
+        self._window_losses.append(mean_loss)
+        if bar is not None:
+            bar.update(1)
+        if self.step % cfg.log_every == 0:
+            self._log_window(bar)
+        if self.step % cfg.eval_every == 0:
+            self.evaluate()
+            self.save("last")
+            self._window_start = time.perf_counter()
+
+    def _forward_backward(self, group: list) -> tuple[float, int]:
+        """Gradients of the whole group's mean loss; returns that loss and its token count
+        (summed over ranks)."""
+        cfg = self.cfg
+        kind = self.device.type
+        autocast = (lambda: torch.autocast(kind, dtype=torch.bfloat16)) if cfg.bf16 else nullcontext
+        items = [to_device(shard(self.task.make_batch(item), self.dist), self.device) for item in group]
+        counts = [self.task.count_tokens(b) for b in items]
+        denom = max(all_sum([float(sum(counts))], self.dist)[0], 1)
+        loss_sum, total_tokens = 0.0, 0
+        for batch in items:
+            with autocast():
+                loss, n = self.task.loss(self.net, batch, cfg.label_smoothing)
+            # DDP averages gradients over ranks; weighting by world * n / (global count)
+            # makes the update the one a single process computes on the whole batch.
+            (loss * (n * self.dist.world / denom)).backward()
+            loss_sum += loss.item() * n
+            total_tokens += n
+        loss_sum, total_tokens = all_sum([loss_sum, float(total_tokens)], self.dist)
+        return loss_sum / denom, int(total_tokens)
+
+    def _reset_window(self) -> None:
+        """Tokens, start time and losses since the last log line."""
+        self._window_tokens, self._window_start, self._window_losses = 0, time.perf_counter(), []
+
+    def _log_window(self, bar) -> None:
+        tps = self._window_tokens / max(time.perf_counter() - self._window_start, 1e-9)
+        losses = self._window_losses
+        rec = {"step": self.step, "kind": "train", "loss": sum(losses) / len(losses),
+               "lr": lr_at(self.cfg, self.step - 1), "tokens_per_s": tps,
+               "train_seconds": self.train_seconds, "epoch": self.epoch}
+        self._log(rec)
+        if bar is not None:
+            bar.set_postfix(loss=f"{rec['loss']:.3f}", tok_s=f"{tps:,.0f}", lr=f"{rec['lr']:.2e}")
+        self._reset_window()
 
     def _install_signal_handlers(self):
         """Ctrl-C or SIGTERM: finish the current step, save ``last``, stop cleanly.

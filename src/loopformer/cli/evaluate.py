@@ -1,0 +1,96 @@
+"""``loopformer eval``: the metric of whichever task wrote the checkpoint."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from ..errors import ConfigError
+from .common import set_threads
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("eval", help="sacreBLEU (translation), accuracy + confusion matrix (vision), or loss (LM)")
+    p.add_argument("checkpoint")
+    p.add_argument("--split", default=None, choices=["val", "test2016", "test2017", "test"],
+                   help="translation: val, test2016 (default), test2017; vision: val, test (default)")
+    p.add_argument("--confusion", default=None,
+                   help="vision: where to save the confusion-matrix PNG (default next to the checkpoint)")
+    p.add_argument("--beam", type=int, default=None, help="translation: beam size (default: the run's test_beam)")
+    p.add_argument("--length-penalty", type=float, default=None, dest="length_penalty",
+                   help="translation: beam length penalty alpha (default: the run's, 0.6)")
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_eval)
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from ..tasks.task_file import task_name
+
+    set_threads(args.threads)
+    kind = task_name(args.checkpoint, missing="translation")  # the translation loader says what is missing
+    if kind == "vision":
+        return _eval_vision(args)
+    if kind == "language":
+        return _eval_language(args)
+    from ..tasks.translation_run import load_translation_checkpoint
+
+    split = args.split or "test2016"
+    if split not in ("val", "test2016", "test2017"):
+        raise ConfigError(f"a translation checkpoint is evaluated on val, test2016 or test2017, not {split!r}")
+    model, task = load_translation_checkpoint(args.checkpoint)
+    if args.length_penalty is not None and args.length_penalty < 0:
+        raise ConfigError(f"--length-penalty must be >= 0, got {args.length_penalty}")
+    res = task.test_bleu(model, split, beam=args.beam, length_penalty=args.length_penalty)
+    if args.json:
+        print(json.dumps(res, indent=2))
+    else:
+        print(f"{split} sacreBLEU (beam {res['beam']}, length penalty {res['length_penalty']}): {res['bleu']:.2f}")
+        print(res["text"])
+        print(res["signature"])
+    return 0
+
+
+def _eval_vision(args: argparse.Namespace) -> int:
+    from ..analysis.confusion import plot_confusion
+    from ..tasks.vision_run import load_vision_checkpoint
+
+    split = args.split or "test"
+    if split not in ("val", "test"):
+        raise ConfigError(f"a vision checkpoint is evaluated on val or test, not {split!r}")
+    model, task = load_vision_checkpoint(args.checkpoint)
+    res = task.test_accuracy(model, split)
+    ckpt = Path(args.checkpoint)
+    figure = Path(args.confusion) if args.confusion else ckpt.resolve().parent / f"confusion-{ckpt.name}-{split}.png"
+    plot_confusion(res["confusion"], task.classes, figure,
+                   title=f"{model.config.arch} ViT, {split}: {res['accuracy']:.2f}%")
+    res["confusion_png"] = str(figure)
+    if args.json:
+        print(json.dumps(res, indent=2))
+        return 0
+    print(f"{split} accuracy: {res['accuracy']:.2f}% on {res['images']:,} images")
+    width = max(len(c) for c in task.classes)
+    for name, acc in res["per_class"].items():
+        print(f"  {name:<{width}}  {acc:6.2f}%")
+    print(f"confusion matrix: {figure}")
+    return 0
+
+
+def _eval_language(args: argparse.Namespace) -> int:
+    import torch
+
+    from ..tasks.language_run import load_language_checkpoint
+
+    if args.split not in (None, "val"):
+        raise ConfigError(f"a language-model checkpoint is evaluated on val, not {args.split!r}")
+    model, task = load_language_checkpoint(args.checkpoint)
+    with torch.no_grad():
+        res = task.evaluate(model)
+    res.pop("score", None)
+    res["tokens"] = int(task.eval_windows()[:, 1:].numel())
+    if args.json:
+        print(json.dumps(res, indent=2))
+    else:
+        print(f"val loss {res['val_loss']:.4f}  perplexity {res['val_ppl']:.2f}  ({res['tokens']:,} tokens)")
+    return 0
