@@ -65,3 +65,12 @@ def generate_text(model, task: LanguageTask, prompt: str, max_new_tokens: int, t
     g = torch.Generator().manual_seed(seed)
     out = sample(model, torch.tensor([ids]), max_new_tokens, temperature, top_k, g)
     return task.tok.decode(out[0].tolist())
+
+
+def summary_lines(results: dict[str, Any]) -> list[str]:
+    """The end of a training run, for the console (empty on a non-zero torchrun rank)."""
+    if "val" not in results:
+        return []
+    val = results["val"]
+    return [f"\ncheckpoint: {results['checkpoint']}",
+            f"validation loss {val['val_loss']:.4f} (perplexity {val['val_ppl']:.2f})"]

@@ -55,3 +55,15 @@ def load_translation_checkpoint(path: str) -> tuple[torch.nn.Module, Translation
             f"{model.config.vocab_size}"
         )
     return model.eval(), task
+
+
+def summary_lines(results: dict[str, Any]) -> list[str]:
+    """The end of a training run, for the console (empty on a non-zero torchrun rank)."""
+    if "checkpoint" not in results:
+        return []
+    lines = [f"\ncheckpoint: {results['checkpoint']}"]
+    for split in ("test2016", "test2017"):
+        if split in results:
+            r = results[split]
+            lines.append(f"{split} sacreBLEU (beam {r['beam']}): {r['bleu']:.2f}  [{r['text']}]  {r['signature']}")
+    return lines

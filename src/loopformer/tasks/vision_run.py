@@ -63,3 +63,12 @@ def classify_images(model, task: VisionTask, paths: list[str], invert: str = "au
                     "top": [{"class": task.classes[i], "probability": float(v)}
                             for v, i in zip(values.tolist(), idx.tolist())]})
     return out
+
+
+def summary_lines(results: dict[str, Any]) -> list[str]:
+    """The end of a training run, for the console (empty on a non-zero torchrun rank)."""
+    if "test" not in results:
+        return []
+    test = results["test"]
+    return [f"\ncheckpoint: {results['checkpoint']}",
+            f"{test['split']} accuracy: {test['accuracy']:.2f}% on {test['images']:,} images"]
