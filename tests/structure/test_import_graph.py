@@ -135,3 +135,17 @@ def test_no_module_calls_a_private_method_defined_in_another():
                     and not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"))):
                 offenders.append(f"{path.relative_to(SRC)}:{node.lineno} uses .{node.attr}")
     assert not offenders, "\n".join(offenders)
+
+
+# docs/architecture.md, "The house, floor by floor": a module may import only floors below its own
+FLOORS = [["errors"], ["config", "device"], ["layers", "packing"], ["compile", "generate", "sampling"], ["models"],
+          ["registry"], ["checkpoint"], ["data"], ["analysis"], ["train"], ["tasks"], ["bench"], ["cli"],
+          ["__main__"]]
+
+
+def test_imports_go_down_the_floors_of_the_house():
+    floor = {f"loopformer.{name}": i for i, names in enumerate(FLOORS) for name in names}
+    graph = {k: v for k, v in _graph().items() if k != "loopformer"}  # the package root re-exports the API
+    assert set(graph) <= set(floor), set(graph) - set(floor)
+    upward = [f"{a} -> {b}" for a, targets in graph.items() for b in targets if floor[b] >= floor[a]]
+    assert not upward, "imports that go up (or sideways): " + "; ".join(upward)
