@@ -27,6 +27,20 @@ def spiral(schedule: str, **kw):
     return model
 
 
+def assert_causal(model, positions, length: int = 23) -> None:
+    """Perturbing token k leaves every earlier logit bit-identical and changes a later one."""
+    tokens = torch.randint(0, 37, (2, length))
+    with torch.no_grad():
+        base = model(tokens)
+        for k in positions:
+            changed = tokens.clone()
+            changed[:, k] = (changed[:, k] + 5) % 37
+            out = model(changed)
+            assert torch.equal(out[:, :k], base[:, :k]), f"position < {k} changed"
+            if k < length - 1:
+                assert not torch.equal(out[:, k:], base[:, k:])
+
+
 MATRIX = [
     dict(schedule=s, spiral_offsets=o, spiral_pool=p, spiral_upscale=u, state_update=st)
     for (s, o), p, u, st in itertools.product(
@@ -41,16 +55,7 @@ MATRIX = [
 def test_perturbing_token_k_leaves_earlier_logits_bit_identical(case):
     case = dict(case)
     model = spiral(case.pop("schedule"), **case)
-    tokens = torch.randint(0, 37, (2, 23))
-    with torch.no_grad():
-        base = model(tokens)
-        for k in (0, 3, 7, 12, 22):
-            changed = tokens.clone()
-            changed[:, k] = (changed[:, k] + 5) % 37
-            out = model(changed)
-            assert torch.equal(out[:, :k], base[:, :k]), f"position < {k} changed"
-            if k < 22:
-                assert not torch.equal(out[:, k:], base[:, k:])
+    assert_causal(model, (0, 3, 7, 12, 22))
 
 
 def test_no_overlap_variant_is_causal_too():
@@ -176,16 +181,7 @@ def test_ringformer_signals_on_a_spiral_schedule_have_their_parameters():
 @pytest.mark.parametrize("schedule,offsets", [("4,2,1", "0"), ("3,2", "1,1"), ("8,4,2", "half")])
 def test_ringformer_signals_on_a_spiral_schedule_are_exactly_causal(schedule, offsets):
     model = ring_spiral(schedule, spiral_offsets=offsets)
-    tokens = torch.randint(0, 37, (2, 23))
-    with torch.no_grad():
-        base = model(tokens)
-        for k in (0, 5, 12, 22):
-            changed = tokens.clone()
-            changed[:, k] = (changed[:, k] + 5) % 37
-            out = model(changed)
-            assert torch.equal(out[:, :k], base[:, :k]), f"position < {k} changed"
-            if k < 22:
-                assert not torch.equal(out[:, k:], base[:, k:])
+    assert_causal(model, (0, 5, 12, 22))
 
 
 @pytest.mark.parametrize("schedule", CACHED)
