@@ -8,15 +8,13 @@ then the same product through the packed oneDNN path that decoding uses
 (:mod:`loopformer.packing`, rows "packed"). Writes docs/results/speed/matmul_shapes.json
 for the speed page.
 
-    python benchmarks/matmul_shapes.py
+    python -m reports matmul_shapes
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -24,11 +22,15 @@ from torch import nn
 
 from loopformer.packing import packed_linears, packing_available
 
-OUT = Path(__file__).resolve().parent.parent / "docs" / "results" / "speed" / "matmul_shapes.json"
+from . import runner
+from .paths import RESULTS
+
+OUT = RESULTS / "speed" / "matmul_shapes.json"
 LAYERS = {"Q/K/V": (512, 1536), "FFN up": (512, 2048), "FFN down": (2048, 512), "output layer": (512, 8000)}
 
 
 def gflops(m: int, k: int, n: int, dtype: torch.dtype, calls: int, packed: bool = False) -> float:
+    """GFLOP/s of ``calls`` products of an (m, k) input by one reused (n, k) weight."""
     x = torch.randn(m, k).to(dtype)
     layer = nn.Linear(k, n, bias=False).to(dtype)
     with torch.no_grad(), packed_linears(layer, enabled=packed):
@@ -41,11 +43,11 @@ def gflops(m: int, k: int, n: int, dtype: torch.dtype, calls: int, packed: bool 
         return 2.0 * m * k * n * calls / (time.perf_counter() - start) / 1e9
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv: list[str] | None = None) -> int:
+    ap = runner.parser("matmul_shapes", __doc__)
     ap.add_argument("--rows", default="32,1024", help="M values: a decoding step's batch, a training batch's tokens")
     ap.add_argument("--calls", type=int, default=40)
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     rows = [int(m) for m in args.rows.split(",")]
     result = {"threads": torch.get_num_threads(), "torch": torch.__version__, "rows": rows, "gflops": {}}
     result["packing"] = packing_available()
@@ -59,7 +61,4 @@ def main() -> None:
                     print(f"{tag:12} {name:13} M={m:<5} {value:7.1f} GFLOP/s", flush=True)
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(result, indent=2) + "\n")
-
-
-if __name__ == "__main__":
-    main()
+    return 0

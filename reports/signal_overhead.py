@@ -5,12 +5,11 @@ with every signal switched off (same shared layer, same per-level LayerNorms), t
 alternating in one process so that machine noise hits both alike, and prints the
 median ratio (target <= 1.10). Writes a JSON record with ``--out``.
 
-    python benchmarks/signal_overhead.py --steps 10 --vocab-size 8000
+    python -m reports signal_overhead --steps 10 --vocab-size 8000
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import platform
 import statistics
@@ -20,8 +19,11 @@ import torch
 
 from loopformer import count_parameters, create_model
 
+from . import runner
+
 
 def make_step(model, batch, tokens, vocab, bf16):
+    """One timed training step (forward, backward, AdamW) on fixed random data."""
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     g = torch.Generator().manual_seed(0)
     src = torch.randint(1, vocab, (batch, tokens), generator=g)
@@ -41,8 +43,8 @@ def make_step(model, batch, tokens, vocab, bf16):
     return step
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv: list[str] | None = None) -> int:
+    ap = runner.parser("signal_overhead", __doc__)
     ap.add_argument("--preset", default="ringformer-mt-base")
     ap.add_argument("--vocab-size", type=int, default=8000)
     ap.add_argument("--batch", type=int, default=32)
@@ -52,7 +54,7 @@ def main() -> None:
     ap.add_argument("--bf16", action="store_true", help="bf16 autocast")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--out", default=None, help="write the result as JSON here")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
 
@@ -66,17 +68,7 @@ def main() -> None:
         "signals": make_step(with_sig, args.batch, args.tokens, args.vocab_size, args.bf16),
         "no_signals": make_step(without, args.batch, args.tokens, args.vocab_size, args.bf16),
     }
-    for _ in range(args.warmup):
-        for fn in steps.values():
-            fn()
-    times = {k: [] for k in steps}
-    ratios = []
-    for _ in range(args.steps):
-        a = steps["signals"]()
-        b = steps["no_signals"]()
-        times["signals"].append(a)
-        times["no_signals"].append(b)
-        ratios.append(a / b)
+    times, ratios = alternate(steps, args.warmup, args.steps)
     result = {
         "preset": args.preset,
         "vocab_size": args.vocab_size,
@@ -103,7 +95,21 @@ def main() -> None:
     if args.out:
         with open(args.out, "w") as fh:
             json.dump(result, fh, indent=2)
+    return 0
 
 
-if __name__ == "__main__":
-    main()
+def alternate(steps: dict, warmup: int, n: int) -> tuple[dict[str, list[float]], list[float]]:
+    """Time the two models' steps alternately, so that machine noise hits both alike, and
+    return each one's step times and the per-round ratios."""
+    for _ in range(warmup):
+        for fn in steps.values():
+            fn()
+    times: dict[str, list[float]] = {k: [] for k in steps}
+    ratios = []
+    for _ in range(n):
+        a = steps["signals"]()
+        b = steps["no_signals"]()
+        times["signals"].append(a)
+        times["no_signals"].append(b)
+        ratios.append(a / b)
+    return times, ratios

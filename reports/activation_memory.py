@@ -5,12 +5,11 @@ tensors autograd saved for backward (what checkpointing trades for recomputation
 on any device), the step time, and on CUDA the peak allocated memory. Writes a JSON
 record with ``--out``.
 
-    python benchmarks/activation_memory.py --out docs/benchmarks/activation_memory.json
+    python -m reports activation_memory --out docs/benchmarks/activation_memory.json
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import platform
 import time
@@ -18,6 +17,8 @@ import time
 import torch
 
 from loopformer import create_model
+
+from . import runner
 
 CASES = [
     ("ringformer-mt-small", dict(vocab_size=8000), (32, 32)),
@@ -28,6 +29,7 @@ CASES = [
 
 
 def make_inputs(model, batch: int, length: int | None, device):
+    """Random inputs of the model's task (images, source and target ids, or token ids)."""
     cfg = model.config
     g = torch.Generator().manual_seed(0)
     if cfg.task == "vit":
@@ -39,6 +41,8 @@ def make_inputs(model, batch: int, length: int | None, device):
 
 
 def measure(name: str, kw: dict, shape, checkpointing: bool, device) -> dict:
+    """Bytes autograd saves for backward in one step (counted by a saved-tensors hook, so
+    exact on any device), the step time and, on CUDA, the peak allocated memory."""
     torch.manual_seed(0)
     model = create_model(name, activation_checkpointing=checkpointing, **kw).to(device).train()
     x = make_inputs(model, *shape, device)
@@ -66,11 +70,11 @@ def measure(name: str, kw: dict, shape, checkpointing: bool, device) -> dict:
     return out
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv: list[str] | None = None) -> int:
+    ap = runner.parser("activation_memory", __doc__)
     ap.add_argument("--out", default=None)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     device = torch.device(args.device)
     rows = []
     for name, kw, shape in CASES:
@@ -88,7 +92,4 @@ def main() -> None:
     if args.out:
         with open(args.out, "w") as fh:
             json.dump(record, fh, indent=2)
-
-
-if __name__ == "__main__":
-    main()
+    return 0

@@ -8,15 +8,13 @@ the level signals' low-rank products, GELU, cache writes, the softmax over the
 vocabulary). It tells how far the cached search is from pure matmul arithmetic.
 Writes docs/results/speed/decode_profile.json for the speed page.
 
-    python benchmarks/decode_profile.py
+    python -m reports decode_profile
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
-from pathlib import Path
 
 import torch
 from torch.profiler import ProfilerActivity, profile
@@ -26,12 +24,16 @@ from loopformer.generate import greedy_search
 from loopformer.packing import packed_linears
 from loopformer.registry import create_model
 
-OUT = Path(__file__).resolve().parent.parent / "docs" / "results" / "speed" / "decode_profile.json"
+from . import runner
+from .paths import RESULTS
+
+OUT = RESULTS / "speed" / "decode_profile.json"
 # matmul-like operators: the linear layers (packed or not) and the signals' low-rank products
 LINEAR = ("mkldnn::_linear_pointwise", "aten::addmm", "aten::mm", "aten::baddbmm")
 
 
 def category(name: str) -> str:
+    """Which part of a decoding step a profiled operator belongs to."""
     if name in LINEAR:
         return "matmul"
     if "scaled_dot_product" in name:
@@ -39,18 +41,9 @@ def category(name: str) -> str:
     return "other"
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--steps", type=int, default=32)
-    args = ap.parse_args()
-    torch.manual_seed(0)
-    model = create_model("ringformer-mt-base", vocab_size=8000, tgt_vocab_size=8000).eval()
-    src = torch.randint(4, 8000, (32, 32))
-    never = 10**9  # no early stop: every step runs
-
-    def run():
-        return greedy_search(model, src, 1, never, args.steps)
-
+def measure(model, src, run) -> tuple:
+    """Wall time of the search and of the encoder alone, their profiles (the encoder's to
+    subtract from the whole search) and their matmul FLOPs, with packed weights."""
     with torch.no_grad(), packed_linears(model):
         for _ in range(2):
             run()
@@ -60,7 +53,6 @@ def main() -> None:
         start = time.perf_counter()
         model.encode(src)
         encode_wall = time.perf_counter() - start
-        # the encoder alone, to subtract its operators from the whole search
         with profile(activities=[ProfilerActivity.CPU]) as enc_prof:
             model.encode(src)
         with profile(activities=[ProfilerActivity.CPU]) as prof:
@@ -71,13 +63,30 @@ def main() -> None:
                 body()
             counts = counter.get_flop_counts().get("Global", {})
             matmul_flops.append(sum(v for op, v in counts.items() if "mm" in str(op)))
+    return wall, encode_wall, prof, enc_prof, matmul_flops
 
-    def by_category(p) -> dict[str, float]:
-        out = {"matmul": 0.0, "attention": 0.0, "other": 0.0}
-        for ev in p.key_averages():
-            out[category(ev.key)] += ev.self_cpu_time_total / 1e6
-        return out
 
+def by_category(p) -> dict[str, float]:
+    """Operators' own CPU time of a profile, in seconds, by :func:`category`."""
+    out = {"matmul": 0.0, "attention": 0.0, "other": 0.0}
+    for ev in p.key_averages():
+        out[category(ev.key)] += ev.self_cpu_time_total / 1e6
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = runner.parser("decode_profile", __doc__)
+    ap.add_argument("--steps", type=int, default=32)
+    args = ap.parse_args(argv)
+    torch.manual_seed(0)
+    model = create_model("ringformer-mt-base", vocab_size=8000, tgt_vocab_size=8000).eval()
+    src = torch.randint(4, 8000, (32, 32))
+    never = 10**9  # no early stop: every step runs
+
+    def run():
+        return greedy_search(model, src, 1, never, args.steps)
+
+    wall, encode_wall, prof, enc_prof, matmul_flops = measure(model, src, run)
     whole, enc = by_category(prof), by_category(enc_prof)
     steps = {k: max(whole[k] - enc[k], 0.0) for k in whole}
     result = {
@@ -96,7 +105,4 @@ def main() -> None:
     print(f"wall {wall:.3f} s (encoder {encode_wall:.3f} s)")
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(result, indent=2) + "\n")
-
-
-if __name__ == "__main__":
-    main()
+    return 0

@@ -5,15 +5,13 @@ packed, unpacked, packed again, and records sacreBLEU, how many hypotheses are
 identical and the wall time of each pass. Writes docs/results/speed/packing_bleu.json
 for the speed page.
 
-    python benchmarks/packing_bleu.py runs/table/ringformer-s0/best
+    python -m reports packing_bleu runs/table/ringformer-s0/best
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
-from pathlib import Path
 
 import torch
 
@@ -21,14 +19,17 @@ from loopformer.packing import packed_linears
 from loopformer.tasks.translation import bleu
 from loopformer.tasks.translation_run import load_translation_checkpoint
 
-OUT = Path(__file__).resolve().parent.parent / "docs" / "results" / "speed" / "packing_bleu.json"
+from . import runner
+from .paths import RESULTS
+
+OUT = RESULTS / "speed" / "packing_bleu.json"
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv: list[str] | None = None) -> int:
+    ap = runner.parser("packing_bleu", __doc__)
     ap.add_argument("checkpoint")
     ap.add_argument("--beam", type=int, default=4)
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     model, task = load_translation_checkpoint(args.checkpoint)
     src, refs = task.split("test2016")
     passes = {}
@@ -50,7 +51,4 @@ def main() -> None:
     }
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(result, indent=2) + "\n")
-
-
-if __name__ == "__main__":
-    main()
+    return 0

@@ -1,26 +1,30 @@
-"""docs/results/speed.md: the speed targets, measured with ``loopformer bench``.
+"""Speed page (docs/results/speed.md): the speed targets, measured with ``loopformer bench``.
 
 Each job is one ``loopformer bench ... --json docs/results/speed/<job>.json`` command
-(printed on the page as it was run); finished jobs are kept, so the page can be
-completed across sittings and rewritten without re-timing (``--page-only``). Run on a
-quiet machine: the ratios are taken within one run, but other processes still add noise.
+(printed on the page as it was run) or one measurement module of this package; finished
+jobs are kept, so the page can be completed across sittings and rewritten without
+re-timing (``--page-only``). Run on a quiet machine: the ratios are taken within one run,
+but other processes still add noise.
 
-    python benchmarks/speed_page.py            # every missing job, then the page
-    python benchmarks/speed_page.py --jobs lm-decode --force
+    python -m reports speed            # every missing job, then the page
+    python -m reports speed --jobs lm-decode --force
+    python -m reports speed --gpu      # the GPU jobs (--device cuda)
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "docs" / "results" / "speed"
-PAGE = ROOT / "docs" / "results" / "speed.md"
+from . import runner
+from .paths import RESULTS as DOCS
+from .paths import ROOT
+
+RESULTS = DOCS / "speed"
+PAGE = "speed.md"  # relative to docs/results
 MT = ["--vocab-size", "8000", "--batch", "32", "--src-len", "32", "--tgt-len", "32"]
 JOBS: dict[str, list[str]] = {
     "train-mt-base-bf16": ["ringformer-mt-base", "looped-mt-base", "vanilla-mt-base", "--precision", "bf16", *MT,
@@ -70,8 +74,8 @@ GPU_JOBS: dict[str, list[str]] = {
     "lm-decode": JOBS["lm-decode"],
 }
 
-# jobs that are scripts rather than bench runs
-SCRIPTS = {"matmul-shapes": "benchmarks/matmul_shapes.py", "decode-profile": "benchmarks/decode_profile.py"}
+# jobs that are measurement modules of this package rather than bench runs
+SCRIPTS = {"matmul-shapes": "matmul_shapes", "decode-profile": "decode_profile"}
 
 
 def _bench(job: str, gpu: bool) -> tuple[list[str], str]:
@@ -82,17 +86,19 @@ def _bench(job: str, gpu: bool) -> tuple[list[str], str]:
 
 
 def command(job: str, gpu: bool = False) -> str:
+    """The command that measures a job, as the page quotes it."""
     if job in SCRIPTS and not gpu:
-        return f"python {SCRIPTS[job]}"
+        return f"python -m reports {SCRIPTS[job]}"
     args, out = _bench(job, gpu)
     return " ".join(["loopformer", "bench", *args, "--json", out])
 
 
 def run_job(job: str, gpu: bool = False) -> None:
+    """Measure one job in its own process (a bench run or a measurement module)."""
     print(f"== {job}: {command(job, gpu)}", flush=True)
     if job in SCRIPTS and not gpu:
         RESULTS.mkdir(parents=True, exist_ok=True)
-        subprocess.run([sys.executable, str(ROOT / SCRIPTS[job])], check=True, cwd=ROOT)
+        subprocess.run([sys.executable, "-m", "reports", SCRIPTS[job]], check=True, cwd=ROOT)
         return
     args, out = _bench(job, gpu)
     (ROOT / out).parent.mkdir(parents=True, exist_ok=True)
@@ -101,6 +107,7 @@ def run_job(job: str, gpu: bool = False) -> None:
 
 
 def load(job: str, gpu: bool = False) -> dict | None:
+    """A job's JSON, or None when it has not been measured (the page then says how to)."""
     if gpu:
         path = GPU_RESULTS / f"{job}.json"
         return json.loads(path.read_text()) if path.exists() else None
@@ -109,6 +116,7 @@ def load(job: str, gpu: bool = False) -> dict | None:
 
 
 def rows(res: dict, workload: str) -> dict[str, dict]:
+    """A bench result's rows of one workload, by model entry."""
     return {r["entry"]: r for r in res["rows"] if r["workload"] == workload}
 
 
@@ -118,10 +126,12 @@ def paired(a: dict, b: dict) -> float:
 
 
 def verdict(ok: bool) -> str:
+    """How a target reads on the page: in bold, so a reader finds the verdicts at a glance."""
     return "**holds**" if ok else "**does not hold**"
 
 
 def table(res: dict) -> str:
+    """A bench result as a Markdown table with the conditions it was measured under."""
     lines = ["| workload | model | median ms | min–max ms | per s | ratio | GFLOP/s | MFU | memory MiB |",
              "|---|---|---|---|---|---|---|---|---|"]
     for r in res["rows"]:
@@ -144,6 +154,8 @@ def table(res: dict) -> str:
 
 
 def section(job: str, title: str, body: list[str]) -> list[str]:
+    """A numbered section: its reading, the command, then the table (or, not measured
+    yet, the command to run)."""
     res = load(job)
     out = [f"## {title}", ""]
     if res is None:
@@ -151,19 +163,27 @@ def section(job: str, title: str, body: list[str]) -> list[str]:
     return out + body + ["", "```", command(job), "```", "", table(res)]
 
 
-def write_page() -> None:
+def render() -> str:
+    """The whole page from the jobs' JSONs; a job not measured yet shows its command."""
     out = ["# Speed", "",
-           "Every figure below comes from `loopformer bench` or a script in `benchmarks/` (the command is under "
-           "each table; the full JSON is in `docs/results/speed/`). Models are timed alternately in one "
+           "Every figure below comes from `loopformer bench` or a module of the `reports` package (the command is "
+           "under each table; the full JSON is in `docs/results/speed/`). Models are timed alternately in one "
            "process and each ratio is the median over rounds of the per-round ratio, so machine noise hits "
            "both sides alike; absolute figures vary "
-           "about ±10% between runs on these 2-core machines. Written by `benchmarks/speed_page.py`.", "",
+           "about ±10% between runs on these 2-core machines. Written by `python -m reports speed`.", "",
            "The numbered sections are the targets, measured on a 2-core CPU (AMD EPYC with AVX-512 BF16, "
            "torch 2.13). The same workloads on a GPU are in the last section but one, with the device named.", ""]
     out += _training() + _reference() + _decoding() + _spiral() + _lm_decode()
     out += _gpu() + _loss_curve()
-    PAGE.write_text("\n".join(out) + "\n")
-    print(f"wrote {PAGE}")
+    return "\n".join(out) + "\n"
+
+
+def write_page(out: Path = DOCS) -> Path:
+    """Write the page under ``out`` (docs/results unless a test renders elsewhere)."""
+    path = out / PAGE
+    path.write_text(render())
+    print(f"wrote {path}")
+    return path
 
 
 def _training() -> list[str]:
@@ -227,6 +247,8 @@ def _decoding() -> list[str]:
 
 
 def _decoding_job(job: str, precision: str, title: str) -> list[str]:
+    """Cached decoding against re-running the decoder, beam against greedy, packed against
+    unpacked weights, and (fp32, when the cached search misses 10×) why."""
     res = load(job)
     name = "ringformer-mt-base" + ("" if precision == "fp32" else f":{precision}")
     body = [f"`ringformer-mt-base` ({precision}, vocabulary 8,000): batch 32, 32 source tokens, 32 new tokens (no "
@@ -247,6 +269,15 @@ def _decoding_job(job: str, precision: str, title: str) -> list[str]:
     body += [f"- cached greedy is **{speedup:.1f}×** faster than re-running the decoder (target >= 10×: "
              f"{verdict(speedup >= 10)}){whole};",
              f"- beam 4 takes **{beam:.2f}×** the greedy time (target <= 5×: {verdict(beam <= 5)})."]
+    body += _packing(res, name, precision)
+    if speedup < 10 and g.get("flops") and n.get("flops"):
+        body += _why_under_ten(g, n, precision)
+    return section(job, title, body)
+
+
+def _packing(res: dict, name: str, precision: str) -> list[str]:
+    """What pre-packed weights gain, and (fp32) that they change no translation."""
+    body = []
     plain = name + "+nopack"
     if plain in rows(res, "greedy"):
         gains = {w: paired(rows(res, w)[plain], rows(res, w)[name]) for w in ("greedy", "greedy-nocache", "beam4")}
@@ -259,58 +290,75 @@ def _decoding_job(job: str, precision: str, title: str) -> list[str]:
     if same.exists() and precision == "fp32":
         pb = json.loads(same.read_text())
         ps = pb["passes"]
-        body += [f"- packing changes no translation (`python benchmarks/packing_bleu.py {pb['checkpoint']}`, a "
+        body += [f"- packing changes no translation (`python -m reports packing_bleu {pb['checkpoint']}`, a "
                  f"trained d {pb['model']['d_model']} `{pb['model']['arch']}` from the translation table, "
                  f"test2016, beam {pb['beam']}): {pb['identical']:,} of {pb['sentences']:,} hypotheses identical, "
                  f"BLEU {ps['packed']['bleu']:.2f} packed and {ps['unpacked']['bleu']:.2f} unpacked; the pass "
                  f"took {ps['packed']['seconds']:.1f} s packed, {ps['unpacked']['seconds']:.1f} s unpacked, "
                  f"{ps['packed again']['seconds']:.1f} s packed again."]
-    if speedup < 10 and g.get("flops") and n.get("flops"):
-        ceiling = n["flops"] / g["flops"]
-        rate = {k: r["flops"] / r["median_s"] / 1e9 for k, r in (("g", g), ("n", n))}
-        needed = 10 / ceiling
-        body += ["", f"Why under 10×: counted FLOPs (`torch.utils.flop_counter`, in the JSON) put the ceiling at "
-                 f"**{ceiling:.1f}×**: that is how much less arithmetic the cached search does (both share the "
-                 f"encoder pass; the cache saves the prefix re-run and the per-step cross-attention projection of "
-                 f"the encoder output). The cached search ran at {rate['g']:.0f} GFLOP/s against "
-                 f"{rate['n']:.0f} for the re-run, {rate['g'] / rate['n']:.0%} of its efficiency; 10× needs "
-                 f"{needed:.0%}. A cached step is a chain of matmuls of 32 rows (one position per sentence) "
-                 "whose weights come from memory, where the re-run multiplies 32 × prefix rows by the same "
-                 "weights."]
-        shapes = load("matmul-shapes")
-        if shapes is not None and precision == "fp32":
-            gf = shapes["gflops"]
-            body += ["", f"Matmul throughput at these shapes (`{command('matmul-shapes')}`, "
-                     f"{shapes['threads']} threads):", "",
-                     "| layer (fp32) | 32 rows (a decoding step) | 1,024 rows (a training batch) "
-                     "| 32 rows, packed | 1,024 rows, packed |", "|---|---|---|---|---|"]
-            for layer in ("Q/K/V", "FFN up", "FFN down", "output layer"):
-                cells = [gf.get(f"fp32{p} {layer} M={m}") for p in ("", " packed") for m in (32, 1024)]
-                body.append(f"| {layer} | " + " | ".join(f"{c:.0f} GFLOP/s" if c else "" for c in cells) + " |")
-        prof = load("decode-profile")
-        if prof is not None and precision == "fp32":
-            ms = prof["per_step_ms"]
-            step = sum(ms.values())
-            budget = 1e3 * (n["median_s"] / 10 - prof["encode_wall_s"]) / prof["steps"]
-            alone = ""
-            if shapes is not None and "fp32 packed Q/K/V M=32" in shapes["gflops"]:
-                packed = [shapes["gflops"][f"fp32 packed {layer} M=32"]
-                          for layer in ("Q/K/V", "FFN up", "FFN down", "output layer")]
-                alone = f", against {min(packed):.0f}–{max(packed):.0f} for the packed products alone in the table"
-            fits = ("less than the matmuls alone take inside the model" if budget < ms["matmul"] else
-                    f"{budget / ms['matmul']:.2f}× what the matmuls alone take inside the model, "
-                    f"{budget / step:.0%} of the whole step")
-            body += ["", f"Where a cached step goes (`{command('decode-profile')}`: `torch.profiler`, operators' own "
-                     f"CPU time, the encoder's subtracted): **{ms['matmul']:.1f} ms** in matmuls (the linear layers "
-                     f"and the signals' low-rank products: {prof['matmul_gflop_per_step']:.2f} GFLOP at "
-                     f"{prof['matmul_gflops_in_model']:.0f} GFLOP/s{alone}), **{ms['attention']:.1f} ms** in "
-                     f"attention against the cache and **{ms['other']:.1f} ms** in everything else (norms, residual "
-                     f"additions, GELU, cache writes, the softmax over the vocabulary) per step, {step:.1f} ms in "
-                     f"all. 10× leaves about {budget:.1f} ms per step (a tenth of the re-run above, less the "
-                     f"encoder's {1e3 * prof['encode_wall_s']:.0f} ms): {fits}; attention and the small operators, "
-                     f"each handling only 32 rows, add {(ms['attention'] + ms['other']) / ms['matmul']:.0%} of the "
-                     "matmul time."]
-    return section(job, title, body)
+    return body
+
+
+def _why_under_ten(g: dict, n: dict, precision: str) -> list[str]:
+    """The FLOP ceiling of the cache's saving and the efficiency the cached search reaches,
+    then (fp32) the matmul throughput at these shapes and where a cached step goes."""
+    ceiling = n["flops"] / g["flops"]
+    rate = {k: r["flops"] / r["median_s"] / 1e9 for k, r in (("g", g), ("n", n))}
+    needed = 10 / ceiling
+    body = ["", f"Why under 10×: counted FLOPs (`torch.utils.flop_counter`, in the JSON) put the ceiling at "
+            f"**{ceiling:.1f}×**: that is how much less arithmetic the cached search does (both share the "
+            f"encoder pass; the cache saves the prefix re-run and the per-step cross-attention projection of "
+            f"the encoder output). The cached search ran at {rate['g']:.0f} GFLOP/s against "
+            f"{rate['n']:.0f} for the re-run, {rate['g'] / rate['n']:.0%} of its efficiency; 10× needs "
+            f"{needed:.0%}. A cached step is a chain of matmuls of 32 rows (one position per sentence) "
+            "whose weights come from memory, where the re-run multiplies 32 × prefix rows by the same "
+            "weights."]
+    if precision != "fp32":
+        return body
+    shapes = load("matmul-shapes")
+    if shapes is not None:
+        body += _matmul_table(shapes)
+    prof = load("decode-profile")
+    if prof is not None:
+        body += _profile(prof, shapes, n)
+    return body
+
+
+def _matmul_table(shapes: dict) -> list[str]:
+    gf = shapes["gflops"]
+    body = ["", f"Matmul throughput at these shapes (`{command('matmul-shapes')}`, "
+            f"{shapes['threads']} threads):", "",
+            "| layer (fp32) | 32 rows (a decoding step) | 1,024 rows (a training batch) "
+            "| 32 rows, packed | 1,024 rows, packed |", "|---|---|---|---|---|"]
+    for layer in ("Q/K/V", "FFN up", "FFN down", "output layer"):
+        cells = [gf.get(f"fp32{p} {layer} M={m}") for p in ("", " packed") for m in (32, 1024)]
+        body.append(f"| {layer} | " + " | ".join(f"{c:.0f} GFLOP/s" if c else "" for c in cells) + " |")
+    return body
+
+
+def _profile(prof: dict, shapes: dict | None, n: dict) -> list[str]:
+    """Where a cached decoding step goes, against the time 10× would leave it."""
+    ms = prof["per_step_ms"]
+    step = sum(ms.values())
+    budget = 1e3 * (n["median_s"] / 10 - prof["encode_wall_s"]) / prof["steps"]
+    alone = ""
+    if shapes is not None and "fp32 packed Q/K/V M=32" in shapes["gflops"]:
+        packed = [shapes["gflops"][f"fp32 packed {layer} M=32"]
+                  for layer in ("Q/K/V", "FFN up", "FFN down", "output layer")]
+        alone = f", against {min(packed):.0f}–{max(packed):.0f} for the packed products alone in the table"
+    fits = ("less than the matmuls alone take inside the model" if budget < ms["matmul"] else
+            f"{budget / ms['matmul']:.2f}× what the matmuls alone take inside the model, "
+            f"{budget / step:.0%} of the whole step")
+    return ["", f"Where a cached step goes (`{command('decode-profile')}`: `torch.profiler`, operators' own "
+            f"CPU time, the encoder's subtracted): **{ms['matmul']:.1f} ms** in matmuls (the linear layers "
+            f"and the signals' low-rank products: {prof['matmul_gflop_per_step']:.2f} GFLOP at "
+            f"{prof['matmul_gflops_in_model']:.0f} GFLOP/s{alone}), **{ms['attention']:.1f} ms** in "
+            f"attention against the cache and **{ms['other']:.1f} ms** in everything else (norms, residual "
+            f"additions, GELU, cache writes, the softmax over the vocabulary) per step, {step:.1f} ms in "
+            f"all. 10× leaves about {budget:.1f} ms per step (a tenth of the re-run above, less the "
+            f"encoder's {1e3 * prof['encode_wall_s']:.0f} ms): {fits}; attention and the small operators, "
+            f"each handling only 32 rows, add {(ms['attention'] + ms['other']) / ms['matmul']:.0%} of the "
+            "matmul time."]
 
 
 def _spiral() -> list[str]:
@@ -322,7 +370,7 @@ def _spiral() -> list[str]:
         from loopformer.analysis.flops import lm_flops
         from loopformer.registry import get_config
 
-        def total(name: str) -> float:
+        def total(name: str) -> float:  # forward FLOPs of the whole model, LM head included
             f = lm_flops(get_config(name, max_len=1024), 1024)
             return f.layers + f.signals + f.state + f.head
 
@@ -370,9 +418,9 @@ def _gpu() -> list[str]:
     found = {job: res for job, res in found.items() if res is not None}
     out = ["## The same workloads on a GPU", ""]
     if not found:
-        return out + ["Not measured yet: `python benchmarks/speed_page.py --gpu` on a machine with CUDA.", ""]
+        return out + ["Not measured yet: `python -m reports speed --gpu` on a machine with CUDA.", ""]
     device = next(iter(found.values()))
-    out += [f"Measured on {device['device']} (torch {device['torch']}) with `python benchmarks/speed_page.py --gpu`, "
+    out += [f"Measured on {device['device']} (torch {device['torch']}) with `python -m reports speed --gpu`, "
             "one `loopformer bench ... --device cuda` command per table (below). The targets above are set for the "
             "CPU; here they are read the same way for comparison.", ""]
     out += _gpu_reading(found)
@@ -414,6 +462,13 @@ def _gpu_reading(found: dict) -> list[str]:
         t = rows(found["compile-mt-base"], "train")
         lines.append(f"- Regional `torch.compile` (no dropout, batch 32): compiled / eager step time "
                      f"**{paired(t['ringformer-mt-base:bf16+compile'], t['ringformer-mt-base:bf16']):.3f}**.")
+    return lines + _gpu_decoding(found)
+
+
+def _gpu_decoding(found: dict) -> list[str]:
+    """The GPU reading of the decoding and SpiralFormer jobs."""
+    lines = []
+    ring = "ringformer-mt-base"
     if "decode-mt-base" in found:
         res = found["decode-mt-base"]
         g, n = rows(res, "greedy")[ring], rows(res, "greedy-nocache")[ring]
@@ -453,41 +508,40 @@ def _cpu_ratio() -> str:
 
 
 def _loss_curve() -> list[str]:
+    """The bf16 loss-curve check, with the command that reproduces it."""
+    from .bf16_loss_curve import command as loss_curve_command
+
     path = RESULTS / "loss_curve.json"
     out = ["## bf16 autocast keeps the fp32 loss curve", ""]
     if not path.exists():
-        return out + ["Not measured yet: `python benchmarks/bf16_loss_curve.py`.", ""]
+        return out + ["Not measured yet: `python -m reports bf16_loss_curve`.", ""]
     rec = json.loads(path.read_text())
-    out += [rec["summary"], "", "```", rec["command"], "```", "", "![loss curves](speed/loss_curve.png)", ""]
+    out += [rec["summary"], "", "```", loss_curve_command(rec["steps"]), "```", "",
+            "![loss curves](speed/loss_curve.png)", ""]
     return out
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def _jobs(names: str, known: list[str]) -> list[str]:
+    jobs = known if names == "all" else names.split(",")
+    unknown = [j for j in jobs if j not in known]
+    if unknown:
+        raise SystemExit(f"unknown jobs {', '.join(unknown)}; choose from {', '.join(known)}")
+    return jobs
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Measure the jobs that have no JSON yet (all of them with ``--force``), then write
+    the page; ``--gpu`` measures the GPU jobs instead of the CPU ones."""
+    ap = runner.parser("speed", __doc__)
     ap.add_argument("--jobs", default="all", help=f"comma-separated from {', '.join([*JOBS, *SCRIPTS])}")
     ap.add_argument("--force", action="store_true", help="re-time jobs that already have a JSON")
     ap.add_argument("--page-only", action="store_true")
     ap.add_argument("--gpu", action="store_true", help="time the GPU jobs (--device cuda) instead of the CPU ones")
-    args = ap.parse_args()
-    if args.gpu:
-        for job in GPU_JOBS if args.jobs == "all" else args.jobs.split(","):
-            if job not in GPU_JOBS:
-                raise SystemExit(f"unknown GPU job {job}; choose from {', '.join(GPU_JOBS)}")
-            if not args.page_only and (args.force or load(job, gpu=True) is None):
-                run_job(job, gpu=True)
-        write_page()
-        return
-    known = [*JOBS, *SCRIPTS]
-    jobs = known if args.jobs == "all" else args.jobs.split(",")
-    unknown = [j for j in jobs if j not in known]
-    if unknown:
-        raise SystemExit(f"unknown jobs {', '.join(unknown)}; choose from {', '.join(known)}")
+    args = ap.parse_args(argv)
+    jobs = _jobs(args.jobs, list(GPU_JOBS) if args.gpu else [*JOBS, *SCRIPTS])
     if not args.page_only:
         for job in jobs:
-            if args.force or load(job) is None:
-                run_job(job)
+            if args.force or load(job, gpu=args.gpu) is None:
+                run_job(job, gpu=args.gpu)
     write_page()
-
-
-if __name__ == "__main__":
-    main()
+    return 0
