@@ -111,3 +111,24 @@ def test_a_translation_with_line_breaks_stays_one_line(ckpt, monkeypatch, capsys
     code, out = _run_translate(ckpt, "eins\nzwei\ndrei\n".encode(), monkeypatch, capsys)
     assert code == 0
     assert out.out.split("\n") == ["a b c d e", "ends with a break", "plain", ""]
+
+
+def test_length_penalty_chosen_on_validation_is_kept_in_the_checkpoint(tmp_path, capsys):
+    out = tmp_path / "lp"
+    args = ["train", "translation", "--model", "ringformer", "--preset", "mt-small", "--out", str(out)]
+    assert main(args + TINY + ["length_penalty_grid=0.0,2.5", "test_beam=2"]) == 0
+    choice = json.loads((out / "results.json").read_text())["length_penalty_choice"]
+    assert choice["length_penalty"] in (0.0, 2.5) and set(choice["val_bleu"]) == {"0.0", "2.5"}
+    assert choice["sentences"] == 4 and choice["beam"] == 2
+    best = max(choice["val_bleu"].values())
+    assert choice["val_bleu"][str(choice["length_penalty"])] == best
+    task = json.loads((out / "best" / "task.json").read_text())
+    assert task["length_penalty"] == choice["length_penalty"]  # what eval / translate will use
+    assert "chosen on 4 validation sentences" in capsys.readouterr().out
+
+
+def test_a_malformed_length_penalty_grid_is_one_line(tmp_path, capsys):
+    for grid in ("0.6,x", "-1", "nan"):
+        assert main(["train", "translation", "--out", str(tmp_path / "x"), f"length_penalty_grid={grid}"]) == 2
+        err = capsys.readouterr().err
+        assert "length_penalty_grid" in err and err.count("\n") == 1, err

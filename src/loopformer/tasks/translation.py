@@ -37,6 +37,9 @@ class TranslationConfig:
     val_beam: int = 1
     test_beam: int = 4
     length_penalty: float = 0.6
+    # after training, beam-search the validation sentences with each of these length
+    # penalties and keep the best for the test splits and the checkpoint ("": keep length_penalty)
+    length_penalty_grid: str = ""
     eval_batch_sentences: int = 128
     test_splits: str = "test2016,test2017"
 
@@ -51,9 +54,24 @@ class TranslationConfig:
         unknown = [t for t in self.splits_to_test if t not in ("val", "test2016", "test2017")]
         if unknown:
             raise ConfigError(f"test_splits may name val, test2016, test2017; got {', '.join(unknown)}")
+        if self.length_penalty < 0:
+            raise ConfigError(f"length_penalty must be >= 0, got {self.length_penalty}")
+        self.penalty_grid  # noqa: B018 - parses and validates
         if self.bpe_vocab_size < 300:
             raise ConfigError("bpe_vocab_size must be at least 300 (256 bytes + specials + merges)")
 
+
+    @property
+    def penalty_grid(self) -> list[float]:
+        """The length penalties ``length_penalty_grid`` lists (empty: no choice to make)."""
+        text = str(self.length_penalty_grid).replace(" ", "")
+        try:
+            grid = [float(x) for x in text.split(",") if x]
+        except ValueError:
+            raise ConfigError(f"length_penalty_grid must list numbers like '0.6,1.0,1.5'; got {text!r}") from None
+        if any(not (v >= 0 and v < float("inf")) for v in grid):
+            raise ConfigError(f"length_penalty_grid values must be finite and >= 0; got {text!r}")
+        return grid
 
     @property
     def splits_to_test(self) -> list[str]:
@@ -222,6 +240,21 @@ class TranslationTask:
         lp = self.cfg.length_penalty if length_penalty is None else length_penalty
         return {"split": split, "bleu": score.score, "text": str(score), "signature": signature,
                 "beam": beam or self.cfg.test_beam, "length_penalty": lp}
+
+
+def choose_length_penalty(task: TranslationTask, model, grid: Sequence[float]) -> dict[str, Any]:
+    """The length penalty with the best validation BLEU at the test beam width.
+
+    Beam search keeps the hypothesis with the best score / length-norm; how strongly that
+    norm must favour long outputs depends on the model (short runs end with models whose
+    outputs are several percent too short at the default), so the run picks it on the
+    validation sentences it already scores, never on a test split. Ties go to the earlier
+    value in the grid."""
+    val = task.val_data
+    scores = {lp: bleu(task.translate(model, val["src"], length_penalty=lp), val["ref"])[0].score for lp in grid}
+    best = max(grid, key=lambda lp: scores[lp])
+    return {"length_penalty": best, "val_bleu": {str(lp): s for lp, s in scores.items()},
+            "sentences": len(val["src"]), "beam": task.cfg.test_beam}
 
 
 def load_task_config(folder: Path) -> TranslationConfig:

@@ -13,7 +13,7 @@ from ..config import ModelConfig
 from ..data.tokenizer import BPETokenizer
 from ..train.config import TrainConfig
 from .runner import open_run, parameters, train_best, write_results
-from .translation import TranslationConfig, TranslationTask, load_task_config
+from .translation import TranslationConfig, TranslationTask, choose_length_penalty, load_task_config
 
 SETTINGS = {"model": ModelConfig, "train": TrainConfig, "task": TranslationConfig}
 
@@ -35,6 +35,10 @@ def train_translation(
         return {"rank": run.dist.rank, "train": summary}
     results = {"model": run.name, "out": str(run.out_dir), "checkpoint": str(best), "train": summary,
                "parameters": parameters(final_model)}
+    if task_cfg.penalty_grid:
+        results["length_penalty_choice"] = choice = choose_length_penalty(task, final_model, task_cfg.penalty_grid)
+        task.cfg.length_penalty = choice["length_penalty"]
+        task.save_assets(best)  # eval / translate of this checkpoint use the chosen value
     for split in task_cfg.splits_to_test:
         t0 = time.time()
         res = task.test_bleu(final_model, split)
@@ -62,6 +66,11 @@ def summary_lines(results: dict[str, Any]) -> list[str]:
     if "checkpoint" not in results:
         return []
     lines = [f"\ncheckpoint: {results['checkpoint']}"]
+    if "length_penalty_choice" in results:
+        c = results["length_penalty_choice"]
+        tried = ", ".join(f"{lp}: {s:.2f}" for lp, s in c["val_bleu"].items())
+        lines.append(f"length penalty {c['length_penalty']} chosen on {c['sentences']} validation sentences "
+                     f"(val BLEU at beam {c['beam']}: {tried})")
     for split in ("test2016", "test2017"):
         if split in results:
             r = results[split]

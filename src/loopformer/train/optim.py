@@ -1,4 +1,4 @@
-"""The optimizer every training path uses (trainer, benchmarks): AdamW with weight decay
+"""The optimizer every training path uses (trainer, `loopformer bench`, result-page runs): AdamW with weight decay
 on matrices only, in the fastest implementation the parameters allow."""
 
 from __future__ import annotations
