@@ -41,8 +41,8 @@ def _zero_ffn_branch(model) -> None:
 
 def _apply_level(model, h: torch.Tensor, level: int) -> torch.Tensor:
     stack = model.encoder
-    lp = stack.levels.params(level, 0, 1)
-    return stack.core[0](h, lp, SharedInputs(), ("enc", level))
+    hooks = stack.adapter.hooks(level, 0)
+    return stack.core[0](h, hooks, SharedInputs(), ("enc", level))
 
 
 def _attention_branch(model, h: torch.Tensor, level: int) -> torch.Tensor:

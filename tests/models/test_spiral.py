@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from loopformer import create_model
+from loopformer.models import LevelAdapter
 
 BASE = dict(task="decoder", d_model=32, n_heads=2, d_ff=64, vocab_size=37, max_len=64, norm_style="pre",
             dropout=0.0, bias=True, final_norm=True, positional="rotary", rotary_fraction=0.5,
@@ -174,8 +175,8 @@ def test_ringformer_signals_on_a_spiral_schedule_have_their_parameters():
     assert model.decoder.adapter.signals is not None
     assert len(model.decoder.adapter.norms) == 3 * 2  # iterations x core layers
     assert all(layer.norms is None for layer in model.decoder.core)  # the levels own the norms
-    plain = spiral("4,2,1")
-    assert plain.decoder.adapter is None
+    plain = spiral("4,2,1")  # the identity adapter: nothing per level
+    assert type(plain.decoder.adapter) is LevelAdapter and not list(plain.decoder.adapter.parameters())
 
 
 @pytest.mark.parametrize("schedule,offsets", [("4,2,1", "0"), ("3,2", "1,1"), ("8,4,2", "half")])

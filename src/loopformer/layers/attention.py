@@ -1,7 +1,8 @@
 """Multi-head attention on ``scaled_dot_product_attention`` with an incremental cache.
 
-Level signals enter as additive terms on the projected Q/K/V, so the shared
-projections stay untouched and the same module serves every model in the library.
+The fused projections are split into Q/K/V by a callable the caller may pass (a layer's
+hooks: what a level adds to Q/K/V enters there), so the shared projections stay untouched
+and the same module serves every model in the library.
 """
 
 from __future__ import annotations
@@ -39,14 +40,14 @@ class SelfAttention(nn.Module):
         self,
         x: Tensor,
         mask: AttnMask,
-        signals: Callable[[Tensor], tuple[Tensor, ...]] | None = None,
+        split: Callable[[Tensor], tuple[Tensor, ...]] | None = None,
         rope: tuple[Tensor, Tensor] | None = None,
         cache: KVCache | None = None,
         cache_key: Hashable | None = None,
         probe: Callable[[Tensor], None] | None = None,
     ) -> Tensor:
         qkv = self.qkv_proj(x)
-        parts = signals(qkv) if signals is not None else qkv.chunk(3, dim=-1)
+        parts = split(qkv) if split is not None else qkv.chunk(3, dim=-1)
         q, k, v = (_heads(t, self.n_heads) for t in parts)
         if rope is not None:
             q, k = apply_rotary(q, *rope), apply_rotary(k, *rope)
@@ -73,20 +74,20 @@ class CrossAttention(nn.Module):
         x: Tensor,
         memory: Tensor,
         mask: AttnMask,
-        q_signals: Callable[[Tensor], tuple[Tensor, ...]] | None = None,
-        kv_signals: Callable[[Tensor], tuple[Tensor, ...]] | None = None,
+        q_split: Callable[[Tensor], tuple[Tensor, ...]] | None = None,
+        kv_split: Callable[[Tensor], tuple[Tensor, ...]] | None = None,
         cache: KVCache | None = None,
         cache_key: Hashable | None = None,
         probe: Callable[[Tensor], None] | None = None,
     ) -> Tensor:
         q = self.q_proj(x)
-        if q_signals is not None:
-            (q,) = q_signals(q)
+        if q_split is not None:
+            (q,) = q_split(q)
         q = _heads(q, self.n_heads)
         cached = cache.get(cache_key) if cache is not None else None
         if cached is None:
             kv = self.kv_proj(memory)
-            parts = kv_signals(kv) if kv_signals is not None else kv.chunk(2, dim=-1)
+            parts = kv_split(kv) if kv_split is not None else kv.chunk(2, dim=-1)
             k, v = (_heads(t, self.n_heads) for t in parts)
             if cache is not None:
                 cache.put(cache_key, k, v)

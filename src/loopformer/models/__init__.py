@@ -3,7 +3,11 @@
 from ..config import ModelConfig
 from .base import LoopformerModel
 from .decoder import CausalLM
+from .levels import LevelAdapter, PerLevelNorms, UniversalTiming
+from .ringformer import RingFormerLevels
+from .schedules import FullResolution, LoopSchedule
 from .seq2seq import Seq2SeqModel
+from .spiral import SpiralSchedule
 from .stack import LoopedStack
 from .vit import ViTClassifier
 
@@ -19,5 +23,6 @@ def build_model(config: ModelConfig) -> LoopformerModel:
     return MODEL_CLASSES[config.task](config)
 
 
-__all__ = ["CausalLM", "LoopedStack", "LoopformerModel", "MODEL_CLASSES", "Seq2SeqModel", "ViTClassifier",
-           "build_model"]
+__all__ = ["CausalLM", "FullResolution", "LevelAdapter", "LoopSchedule", "LoopedStack", "LoopformerModel",
+           "MODEL_CLASSES", "PerLevelNorms", "RingFormerLevels", "Seq2SeqModel", "SpiralSchedule", "UniversalTiming",
+           "ViTClassifier", "build_model"]

@@ -1,10 +1,9 @@
-"""Decoder-only causal language model on the looped engine (full-resolution or spiral)."""
+"""Decoder-only causal language model on the looped engine (any loop schedule)."""
 
 from __future__ import annotations
 
 import math
 
-import torch
 from torch import Tensor, nn
 
 from ..config import ModelConfig
@@ -13,10 +12,11 @@ from ..layers.cache import KVCache
 from ..layers.masks import build_mask
 from .base import LoopformerModel, TextInput, make_rotary
 from .build import build_stack
-from .spiral import SpiralCache, SpiralStack
 
 
 class CausalLM(LoopformerModel):
+    """Token embeddings -> looped stack (any schedule, any adapter) -> final norm -> head."""
+
     embedding_prefixes = ("input.",)
     head_prefixes = ("output.",)
 
@@ -25,7 +25,7 @@ class CausalLM(LoopformerModel):
         cfg = config
         self.input = TextInput(cfg, cfg.vocab_size)
         self.rotary = make_rotary(cfg)
-        self.decoder = SpiralStack(cfg) if cfg.is_spiral else build_stack(cfg, cfg.n_layers)
+        self.decoder = build_stack(cfg, cfg.n_layers)
         self.final_norm = nn.LayerNorm(cfg.d_model, eps=cfg.final_norm_eps) if cfg.final_norm else None
         self.output = nn.Linear(cfg.d_model, cfg.vocab_size, bias=cfg.output_bias)
         if cfg.tie_embeddings:
@@ -33,20 +33,14 @@ class CausalLM(LoopformerModel):
         if cfg.depth_scaled_init:
             scale_output_projections(self.decoder, self.decoder.depth)
 
-    def new_cache(self) -> KVCache | SpiralCache:
-        """An empty decoding cache of the kind this model needs."""
-        if self.config.is_spiral:
-            return SpiralCache(len(self.decoder.levels))
-        return KVCache()
+    def new_cache(self) -> KVCache:
+        """An empty decoding cache of the kind this model's stack needs."""
+        return self.decoder.new_cache()
 
-    def forward(
-        self, tokens: Tensor, padding_mask: Tensor | None = None, cache: KVCache | SpiralCache | None = None
-    ) -> Tensor:
+    def forward(self, tokens: Tensor, padding_mask: Tensor | None = None, cache: KVCache | None = None) -> Tensor:
         """Logits (B, T, V). With a cache (see :meth:`new_cache`), ``tokens`` are the new
         positions only and ``padding_mask`` (True = padding, e.g. left padding of prompts)
-        covers them. A SpiralFormer cache takes unpadded batches and advances token by token."""
-        if isinstance(cache, SpiralCache):
-            return self._spiral_steps(tokens, padding_mask, cache)
+        covers them; a SpiralFormer cache refuses padding (its chunks count from position 0)."""
         offset = cache.length if cache is not None else 0
         t = tokens.shape[1]
         pad = padding_mask
@@ -63,30 +57,9 @@ class CausalLM(LoopformerModel):
         h = self.decoder(x, shared)
         if cache is not None:
             cache.advance(t)
-        return self._head(h)
-
-    def _head(self, h: Tensor) -> Tensor:
         if self.final_norm is not None:
             h = self.final_norm(h)
         return self.output(h)
-
-    def _spiral_steps(self, tokens: Tensor, padding_mask: Tensor | None, cache: SpiralCache) -> Tensor:
-        if padding_mask is not None and bool(padding_mask.any()):
-            raise ValueError("SpiralFormer decoding needs unpadded batches (chunks are counted from position 0)")
-        outs = []
-        for k in range(tokens.shape[1]):
-            offset = cache.length
-            x = self.input(tokens[:, k : k + 1], offset)
-            shared = SharedInputs(
-                self_mask=build_mask(1, offset + 1, None, True, tokens.device),
-                rope=self.rotary(1, offset) if self.rotary is not None else None,
-                cache=cache.tokens,
-                position_offset=offset,
-                token_embeddings=x,
-            )
-            outs.append(self._head(self.decoder.step(x, shared, cache)))
-            cache.tokens.advance(1)
-        return torch.cat(outs, dim=1)
 
 
 def scale_output_projections(stack: nn.Module, depth: int) -> None:

@@ -1,64 +1,79 @@
-"""What tells the iterations of a looped core apart.
+"""Level adapters: what tells the iterations of a looped core apart.
 
-A level adapter owns the per-level parameters and is consulted by the looped stack
-before each iteration (``enter``) and for each layer application (``params``):
+An adapter owns the per-level parameters of a stack and is asked twice by it: before
+each iteration (``enter``, on the token states) and for each application of a core layer
+(``hooks``, the :class:`~loopformer.layers.hooks.LayerHooks` that the layer consults for
+its norms and for what to add to Q/K/V, the FFN input and cross-attention). The layer
+itself knows nothing of levels, so any adapter composes with any loop schedule.
 
-- :class:`PerLevelNorms` / RingFormer: own LayerNorms per level, optional level signals;
-- :class:`UniversalTiming`: the fixed 2-D (position, level) sinusoid, nothing learned.
-A plain looped model has no adapter at all.
+- :class:`LevelAdapter`: the identity (a plain looped model: nothing differs);
+- :class:`PerLevelNorms`: own LayerNorms per level;
+- :class:`UniversalTiming`: the fixed 2-D (position, level) sinusoid, nothing learned;
+- RingFormer's per-level norms and level signals: ``models/ringformer.py``.
 """
 
 from __future__ import annotations
 
+from typing import Sequence
+
 from torch import Tensor, nn
 
-from ..layers.block import LevelParams, SharedInputs
+from ..layers.block import SharedInputs
+from ..layers.hooks import NO_HOOKS, LayerHooks
 from ..layers.positions import universal_timing_table
-from ..layers.signals import LevelSignals
 
 
 class LevelAdapter(nn.Module):
+    """The identity adapter: every iteration, and every layer in it, runs plainly."""
+
     def enter(self, t: int, h: Tensor, shared: SharedInputs) -> Tensor:
+        """The token states entering iteration ``t``."""
         return h
 
-    def params(self, t: int, j: int, core_layers: int) -> LevelParams | None:
-        return None
+    def hooks(self, t: int, j: int) -> LayerHooks:
+        """What core layer ``j`` asks at iteration ``t``."""
+        return NO_HOOKS
+
+
+class NormHooks(LayerHooks):
+    """Hooks that give a layer the LayerNorms of its level instead of its own."""
+
+    def __init__(self, sublayer_norms: Sequence[nn.Module]) -> None:
+        self.sublayer_norms = sublayer_norms
+
+    def norms(self, own: Sequence[nn.Module] | None) -> Sequence[nn.Module]:
+        return self.sublayer_norms
 
 
 class PerLevelNorms(LevelAdapter):
-    """Per-level LayerNorms (one set per application of each core layer) and, for
-    RingFormer, the level signals of the stack (and optionally of cross-attention)."""
+    """Own LayerNorms for every application of every core layer (level ``t * k + j``), so
+    the shared layers are built without norms of their own."""
 
-    def __init__(
-        self,
-        n_levels: int,
-        dim: int,
-        n_sublayers: int,
-        eps: float,
-        signals: LevelSignals | None = None,
-        cross_q: LevelSignals | None = None,
-        cross_kv: LevelSignals | None = None,
-        shared_norms: bool = False,
-    ) -> None:
+    def __init__(self, n_loops: int, core_layers: int, dim: int, n_sublayers: int, eps: float,
+                 shared_norms: bool = False) -> None:
         super().__init__()
+        self.core_layers = core_layers
         # shared_norms (a RingFormer ablation): one set of LayerNorms serves every level
         self.norms = nn.ModuleList(
             nn.ModuleList(nn.LayerNorm(dim, eps=eps) for _ in range(n_sublayers))
-            for _ in range(1 if shared_norms else n_levels)
+            for _ in range(1 if shared_norms else n_loops * core_layers)
         )
-        self.signals = signals
-        self.cross_q = cross_q
-        self.cross_kv = cross_kv
 
-    def params(self, t: int, j: int, core_layers: int) -> LevelParams:
-        i = t * core_layers + j
-        return LevelParams(
-            level=i, norms=list(self.norms[i if len(self.norms) > 1 else 0]), signals=self.signals,
-            cross_q=self.cross_q, cross_kv=self.cross_kv
-        )
+    def level(self, t: int, j: int) -> int:
+        """Index of the application of core layer ``j`` at iteration ``t``."""
+        return t * self.core_layers + j
+
+    def level_norms(self, i: int) -> list[nn.Module]:
+        return list(self.norms[i if len(self.norms) > 1 else 0])
+
+    def hooks(self, t: int, j: int) -> LayerHooks:
+        return NormHooks(self.level_norms(self.level(t, j)))
 
 
 class UniversalTiming(LevelAdapter):
+    """The Universal Transformer's timing signal, added to the token states before each
+    iteration; it carries the positions too (the input adds none)."""
+
     def __init__(self, max_len: int, n_loops: int, dim: int) -> None:
         super().__init__()
         self.register_buffer("timing", universal_timing_table(max_len, n_loops, dim), persistent=False)

@@ -32,6 +32,10 @@ class Seq2SeqModel(LoopformerModel):
         if cfg.tie_embeddings:
             self.output.weight = self.tgt_input.embed.weight
 
+    def new_cache(self) -> KVCache:
+        """An empty decoding cache for :meth:`decode` (the decoder stack's kind)."""
+        return self.decoder.new_cache()
+
     def encode(self, src: Tensor, src_padding_mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Returns the encoder output and its padding mask (True = padding)."""
         if src_padding_mask is None:
