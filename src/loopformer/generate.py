@@ -13,7 +13,6 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .layers.cache import KVCache
 from .packing import packs_linears
 
 
@@ -31,7 +30,7 @@ def greedy_search(
 ) -> Hypotheses:
     memory, mem_pad = model.encode(src, src_padding_mask)
     b = src.shape[0]
-    cache = KVCache()
+    cache = model.new_cache()
     last = torch.full((b, 1), bos, dtype=torch.long, device=src.device)
     done = torch.zeros(b, dtype=torch.bool, device=src.device)
     scores = torch.zeros(b, dtype=torch.float32, device=src.device)
@@ -61,7 +60,7 @@ def beam_search(
     k = beam
     rows = torch.arange(b, device=device).repeat_interleave(k)
     memory, mem_pad = memory.index_select(0, rows), mem_pad.index_select(0, rows)
-    cache = KVCache()
+    cache = model.new_cache()
     scores = torch.full((b, k), float("-inf"), device=device)
     scores[:, 0] = 0.0  # all beams start identical: keep one alive
     done = torch.zeros(b, k, dtype=torch.bool, device=device)
