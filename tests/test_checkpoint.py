@@ -16,7 +16,7 @@ import loopformer.checkpoint as checkpoint
 from loopformer import CheckpointError, build_model, create_model, load_model, save_model
 
 TINY = dict(d_model=32, n_heads=2, d_ff=64, n_layers=2)
-CKPT_FILES = {"config.json", "model.safetensors"}
+CKPT_FILES = {"config.json", "model.safetensors", "manifest.json"}
 
 
 def tiny(name: str, **overrides):

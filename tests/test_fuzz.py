@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from loopformer import create_model
-from loopformer.checkpoint import load_model, save_model
+from loopformer.checkpoint import load_model, save_model, write_manifest
 from loopformer.cli import main
 from loopformer.config import ModelConfig, field_names, parse_override
 from loopformer.errors import CheckpointError, ConfigError, LoopformerError
@@ -130,6 +130,7 @@ def test_classify_random_bytes(tmp_path_factory, capsys, blob):
     folder = tmp_path_factory.mktemp("vis") / "m"
     save_model(create_model("ringformer-vit-tiny", d_model=32, n_heads=2, d_ff=64), folder)
     VisionTask(VisionConfig(mean=0.3, std=0.35), {}).save_assets(folder)
+    write_manifest(folder)  # task.json joins the sealed files
     image = folder.parent / "x.png"
     image.write_bytes(blob)
     code = _one_line_cli(capsys, ["classify", str(folder), str(image)])

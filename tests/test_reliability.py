@@ -5,6 +5,7 @@ import os
 
 import pytest
 
+from loopformer.checkpoint import write_manifest
 from loopformer.cli import main
 
 TEXT = "A little learning is a dangerous thing; drink deep, or taste not the Pierian spring. " * 30
@@ -52,6 +53,7 @@ def test_tokenizer_and_model_vocabulary_mismatch(lm_run, capsys, tmp_path):
     chars = json.loads((ckpt / "chars.json").read_text())
     chars["chars"] = chars["chars"][:-3]
     (ckpt / "chars.json").write_text(json.dumps(chars))
+    write_manifest(ckpt)  # a consistent checkpoint whose parts disagree, not a damaged one
     assert main(["generate", str(ckpt), "--prompt", "A", "--max-new-tokens", "3"]) == 2
     assert "tokenizer has" in one_line_error(capsys)
 

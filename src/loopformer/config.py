@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import typing
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, ClassVar
 
 from .errors import ConfigError
 
@@ -28,6 +29,56 @@ SIGNAL_MODES = ("dynamic", "static")
 SIGNAL_PLACEMENTS = ("after", "before")
 SIGNAL_INPUTS = ("raw", "normed")
 FFN_SIGNAL_POSITIONS = ("before_norm", "after_norm")
+# upper bounds on sizes: far beyond any published looped model, low enough that a typo
+# (n_layers=100000000) is refused at once instead of hanging or exhausting memory
+MAX_LAYERS = 1024
+MAX_WIDTH = 1 << 16
+MAX_FFN = 1 << 20
+MAX_VOCAB = 1 << 22
+MAX_LEN = 1 << 20
+
+
+@dataclass(frozen=True)
+class Limit:
+    """The valid range of a numeric setting: ``lo <= v <= hi`` (``open_lo`` / ``open_hi``
+    make that end strict). Every config dataclass lists its fields' limits in ``LIMITS``
+    and :func:`check_fields` enforces them, so a range is declared once, next to the
+    field, and checked the same way for Python, the command line, YAML and checkpoints."""
+
+    lo: float | None = None
+    hi: float | None = None
+    open_lo: bool = False
+    open_hi: bool = False
+
+    def admits(self, v: float) -> bool:
+        if v != v:  # NaN lies in no interval
+            return False
+        if self.lo is not None and (v <= self.lo if self.open_lo else v < self.lo):
+            return False
+        return not (self.hi is not None and (v >= self.hi if self.open_hi else v > self.hi))
+
+    def describe(self) -> str:
+        lo, hi = _number(self.lo), _number(self.hi)
+        if self.lo is not None and self.hi is not None:
+            return f"in {'(' if self.open_lo else '['}{lo}, {hi}{')' if self.open_hi else ']'}"
+        if self.lo is not None:
+            return f"{'>' if self.open_lo else '>='} {lo}"
+        return f"{'<' if self.open_hi else '<='} {hi}"
+
+
+def _number(v: float | None) -> str:
+    return str(int(v)) if v is not None and float(v).is_integer() and isinstance(v, int) else f"{v}"
+
+
+COUNT = Limit(1)  # a positive count
+PROBABILITY = Limit(0.0, 1.0, open_hi=True)  # a dropout-like rate in [0, 1)
+EPS = Limit(0.0, 1.0, open_lo=True)
+
+
+def count(hi: float) -> Limit:
+    return Limit(1, hi)
+
+
 # level adapters a spiral schedule composes with (the Universal timing signal is defined
 # for token positions, not for the latents of a coarse iteration)
 SPIRAL_ARCHS = ("spiral", "looped", "ringformer")
@@ -132,6 +183,19 @@ class ModelConfig:
     # execution (does not change parameters)
     activation_checkpointing: bool = False
 
+    LIMITS: ClassVar[dict[str, Limit]] = {
+        "d_model": count(MAX_WIDTH), "n_heads": count(1024), "d_ff": count(MAX_FFN),
+        "n_layers": count(MAX_LAYERS), "n_dec_layers": count(MAX_LAYERS), "core_layers": count(MAX_LAYERS),
+        "vocab_size": count(MAX_VOCAB), "tgt_vocab_size": count(MAX_VOCAB), "pad_id": Limit(0),
+        "max_len": count(MAX_LEN), "rotary_fraction": Limit(0.0, 1.0, open_lo=True),
+        "image_size": count(16384), "patch_size": count(16384), "in_channels": count(64),
+        "num_classes": count(1 << 20), "norm_eps": EPS, "final_norm_eps": EPS, "level_norm_eps": EPS,
+        "dropout": PROBABILITY, "attn_dropout": PROBABILITY, "ffn_init_std": Limit(0.0, 10.0, open_lo=True),
+        "n_prelude": Limit(0, MAX_LAYERS), "n_coda": Limit(0, MAX_LAYERS), "mesh_slots": Limit(2, 64),
+        "signal_rank": count(MAX_WIDTH), "signal_init_std": Limit(0.0, 10.0),
+        "signal_rank_divisor": count(MAX_WIDTH),
+    }
+
     def __post_init__(self) -> None:
         self._check_types()
         self._check_choices()
@@ -141,7 +205,7 @@ class ModelConfig:
     # --- validation -------------------------------------------------------------
 
     def _check_types(self) -> None:
-        check_types(self, "config")
+        check_fields(self, "config")
 
     def _check_choices(self) -> None:
         for name, choices in (
@@ -165,15 +229,7 @@ class ModelConfig:
                 )
 
     def _check_ranges(self) -> None:
-        positive = ["d_model", "n_heads", "d_ff", "n_layers", "core_layers", "vocab_size", "max_len",
-                    "image_size", "patch_size", "in_channels", "num_classes"]
-        for name in positive:
-            if getattr(self, name) < 1:
-                raise ConfigError(f"config field '{name}' must be >= 1, got {getattr(self, name)}")
-        for name in ("n_dec_layers", "tgt_vocab_size", "signal_rank", "signal_rank_divisor"):
-            v = getattr(self, name)
-            if v is not None and v < 1:
-                raise ConfigError(f"config field '{name}' must be >= 1 or null, got {v}")
+        """Relations between fields (each field's own range is in :attr:`LIMITS`)."""
         if self.d_model % self.n_heads:
             raise ConfigError(f"d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})")
         if self.signal_rank is not None and self.signal_rank_divisor is not None:
@@ -181,24 +237,12 @@ class ModelConfig:
                               "not both")
         if self.signal_placement == "before" and self.cross_attention_signals:
             raise ConfigError("signal_placement=before is not available with cross_attention_signals")
-        for name in ("dropout", "attn_dropout"):
-            v = getattr(self, name)
-            if not 0.0 <= v < 1.0:
-                raise ConfigError(f"config field '{name}' must be in [0, 1), got {v}")
-        if not 0.0 < self.rotary_fraction <= 1.0:
-            raise ConfigError(f"rotary_fraction must be in (0, 1], got {self.rotary_fraction}")
         if self.positional == "rotary" and self.rotary_dims < 2:
             raise ConfigError("rotary_fraction leaves fewer than 2 rotary dimensions per head")
-        if self.norm_eps <= 0 or self.final_norm_eps <= 0:
-            raise ConfigError("norm_eps and final_norm_eps must be > 0")
         if self.ffn_xavier_init and self.ffn_init_std is not None:
             raise ConfigError("ffn_xavier_init and ffn_init_std are two FFN initialisations; "
                               "set ffn_init_std=null to use ffn_xavier_init")
-        if self.ffn_init_std is not None and not self.ffn_init_std > 0:
-            raise ConfigError(f"ffn_init_std must be > 0 or null, got {self.ffn_init_std}")
         if self.level_norm_eps is not None:
-            if not self.level_norm_eps > 0:
-                raise ConfigError(f"level_norm_eps must be > 0, got {self.level_norm_eps}")
             if not self.has_level_norms:
                 raise ConfigError("level_norm_eps applies to per-level LayerNorms (arch=ringformer or "
                                   f"per_level_norms=true); arch={self.arch} has none")
@@ -227,14 +271,10 @@ class ModelConfig:
                               f"(task={self.task}, arch={self.arch}) would ignore {name}={getattr(self, name)!r}")
 
     def _check_loop_layout(self) -> None:
-        if self.n_prelude < 0 or self.n_coda < 0:
-            raise ConfigError("n_prelude and n_coda must be >= 0")
         if (self.n_prelude or self.n_coda or self.state_update != "none") and self.task != "decoder":
             raise ConfigError("n_prelude, n_coda and state_update apply to decoder-only LMs (task=decoder)")
         if self.state_update != "none" and self.arch == "vanilla":
             raise ConfigError("state_update needs a looped core (arch other than vanilla)")
-        if self.mesh_slots is not None and self.mesh_slots < 2:
-            raise ConfigError("mesh_slots must be >= 2 (slot 0 holds the token embeddings)")
         if self.parallel_block and self.norm_style != "pre":
             raise ConfigError("parallel_block needs norm_style=pre")
         if self.arch == "spiral" and self.spiral_schedule is None:
@@ -459,15 +499,41 @@ def rule_fields() -> set[str]:
     return {n for names, _, _ in APPLIES for n in names}
 
 
-def check_types(obj: Any, what: str) -> None:
-    """Check every dataclass field against its annotation (ints widen to float fields)."""
+def check_fields(obj: Any, what: str) -> None:
+    """Check every dataclass field against its annotation (ints widen to float fields),
+    refuse NaN and infinities in every float field, and enforce the class's ``LIMITS``."""
     hints = typing.get_type_hints(type(obj))
     for f in fields(obj):
-        value = getattr(obj, f.name)
-        if not _matches(value, hints[f.name]):
-            raise ConfigError(f"{what} field '{f.name}' must be {_type_name(hints[f.name])}, got {value!r}")
-        if type(value) is int and float in _options(hints[f.name]) and int not in _options(hints[f.name]):
+        value, options = getattr(obj, f.name), _options(hints[f.name])
+        if type(value) is int and float in options and int not in options:
             setattr(obj, f.name, float(value))
+    check_values(type(obj), {f.name: getattr(obj, f.name) for f in fields(obj)}, what)
+
+
+def check_values(cls: type, values: dict[str, Any], what: str) -> None:
+    """Check settings one by one against ``cls``'s annotations and ``LIMITS`` without
+    building ``cls``: a run refuses a bad value before preparing data, even when the
+    whole config can only be built later (a task supplies the vocabulary size)."""
+    hints = typing.get_type_hints(cls)
+    limits: dict[str, Limit] = getattr(cls, "LIMITS", {})
+    for name, value in values.items():
+        if name not in hints or name == "LIMITS":
+            continue
+        if not _matches(value, hints[name]):
+            raise ConfigError(f"{what} field '{name}' must be {_type_name(hints[name])}, got {_short(value)}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{what} field '{name}' must be a finite number, got {value}")
+        limit = limits.get(name)
+        if limit is not None and value is not None and not limit.admits(value):
+            raise ConfigError(f"{what} field '{name}' must be {limit.describe()}, got {_short(value)}")
+
+
+def _short(value: Any) -> str:
+    """A value for an error message, cut short (a 5,000-digit number stays one short line)."""
+    if isinstance(value, int) and value.bit_length() > 100:  # repr() of a huge int may itself fail
+        return f"an integer of {value.bit_length():,} bits"
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def field_names() -> list[str]:

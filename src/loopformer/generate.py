@@ -15,6 +15,11 @@ from torch import Tensor
 
 from .packing import packs_linears
 
+# beam search keeps beam x batch hypotheses with their caches: beyond a few dozen it
+# buys no BLEU and only memory, so a larger beam is refused rather than attempted
+MAX_BEAM = 64
+MAX_LENGTH_PENALTY = 10.0  # GNMT's alpha; useful values lie in 0..2
+
 
 @dataclass
 class Hypotheses:

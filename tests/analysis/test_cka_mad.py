@@ -114,3 +114,18 @@ def test_token_distance_of_hand_built_maps():
     q = torch.zeros(1, 1, 1, 10)
     q[..., 3] = 1.0
     assert token_attention_distance(q)[0].item() == 6.0
+
+
+def test_cka_memory_grows_with_features_not_with_the_square_of_the_rows():
+    # 20,000 rows: one n x n float64 Gram matrix would be 3.2 GB
+    import subprocess
+    import sys
+
+    code = ("import resource, torch\n"
+            "from loopformer.analysis.cka import cka\n"
+            "g = torch.Generator().manual_seed(3)\n"
+            "x, y = torch.randn(20000, 16, generator=g), torch.randn(20000, 16, generator=g)\n"
+            "print(cka(x, y), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    value, peak_kib = out.stdout.split()
+    assert abs(float(value)) < 0.05 and int(peak_kib) < 800_000

@@ -125,3 +125,12 @@ def test_shared_overrides_apply_only_where_they_apply(capsys):
     err = capsys.readouterr().err
     assert "vit-tiny: signal_rank not set (does not apply to this model)" in err
     assert "ringformer-vit-tiny:" not in err
+
+
+def test_inference_flops_of_a_model_with_learned_positions(capsys):
+    # learned positions are a slice of a parameter; counting FLOPs of prefill and
+    # generation under no_grad used to fail inside torch's module tracker
+    assert main(["bench", "vanilla-lm-small", "d_model=32", "n_heads=2", "d_ff=64", "--prompt", "4",
+                 "--new-tokens", "4", "--positions", "4", "--context", "16", "--workloads", "prefill,generate",
+                 "--no-peak", *FAST]) == 0
+    assert "prefill" in capsys.readouterr().out

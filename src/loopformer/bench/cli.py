@@ -7,7 +7,18 @@ import json
 import sys
 from pathlib import Path
 
+from ..arguments import add_threads, count, output_file, positions, write_output
+from ..generate import MAX_BEAM
 from ..errors import ConfigError
+
+# Bounds of the workload sizes, each flag alone and their products (tokens a step holds,
+# hypotheses a beam search keeps), so that no combination of arguments makes a tiny
+# model's bench allocate more than about a gigabyte (lengths are also checked against
+# each model's max_len when its workloads are built).
+MAX_BATCH, MAX_LENGTH, MAX_REPEATS = 256, 4096, 100
+MAX_TRAIN_TOKENS = 16_384  # batch x the longest training sequence (activations kept for backward)
+MAX_TOKENS = 65_536  # batch x the longest decoded sequence (inference keeps only a cache)
+MAX_HYPOTHESES = 1024  # batch x beam
 
 
 def add_parser(sub) -> None:
@@ -23,19 +34,23 @@ def add_parser(sub) -> None:
                         "decoder: train,prefill,generate,decode,core; vit: train,infer (default: the common ones)")
     p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"], help="default precision of entries")
     p.add_argument("--baseline", default=None, help="entry that ratios are taken against")
-    p.add_argument("--batch", type=int, default=32)
-    p.add_argument("--src-len", type=int, default=32, dest="src_len")
-    p.add_argument("--tgt-len", type=int, default=32, dest="tgt_len", help="target tokens; new tokens when decoding")
-    p.add_argument("--context", type=int, default=256, help="causal LM: training and prefill length")
-    p.add_argument("--prompt", type=int, default=16, help="causal LM: prompt length before generation")
-    p.add_argument("--new-tokens", type=int, default=32, dest="new_tokens")
-    p.add_argument("--beam", type=int, default=4)
-    p.add_argument("--positions", default="64,512", help="causal LM: positions of the per-token decode timing")
-    p.add_argument("--vocab-size", type=int, default=None, dest="vocab_size")
-    p.add_argument("--repeats", type=int, default=5, help="timed rounds per workload")
-    p.add_argument("--warmup", type=int, default=2, help="untimed rounds first")
+    length = count(1, MAX_LENGTH)
+    p.add_argument("--batch", type=count(1, MAX_BATCH), default=32, help=f"1..{MAX_BATCH}")
+    p.add_argument("--src-len", type=length, default=32, dest="src_len", help=f"1..{MAX_LENGTH}")
+    p.add_argument("--tgt-len", type=length, default=32, dest="tgt_len",
+                   help="target tokens; new tokens when decoding")
+    p.add_argument("--context", type=length, default=256, help="causal LM: training and prefill length")
+    p.add_argument("--prompt", type=length, default=16, help="causal LM: prompt length before generation")
+    p.add_argument("--new-tokens", type=length, default=32, dest="new_tokens")
+    p.add_argument("--beam", type=count(1, MAX_BEAM), default=4, help=f"1..{MAX_BEAM}")
+    p.add_argument("--positions", type=positions, default="64,512",
+                   help="causal LM: positions of the per-token decode timing (comma-separated)")
+    p.add_argument("--vocab-size", type=count(2, 1 << 20), default=None, dest="vocab_size")
+    p.add_argument("--repeats", type=count(1, MAX_REPEATS), default=5,
+                   help=f"timed rounds per workload, 1..{MAX_REPEATS}")
+    p.add_argument("--warmup", type=count(0, MAX_REPEATS), default=2, help="untimed rounds first")
     p.add_argument("--device", default="auto")
-    p.add_argument("--threads", type=int, default=None)
+    add_threads(p)
     p.add_argument("--no-peak", action="store_true", dest="no_peak", help="skip the matmul peak measurement")
     p.add_argument("--json", default=None, help="also write the full result here")
     p.set_defaults(func=cmd_bench, overrides=[])
@@ -57,15 +72,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
         raise ConfigError("name at least one model to benchmark")
     if args.vocab_size is not None:
         overrides["vocab_size"] = args.vocab_size
-    for flag in ("batch", "src_len", "tgt_len", "context", "prompt", "new_tokens", "beam", "repeats"):
-        if getattr(args, flag) < 1:
-            raise ConfigError(f"--{flag.replace('_', '-')} must be >= 1")
-    if args.warmup < 0:
-        raise ConfigError("--warmup must be >= 0")
-    try:
-        positions = tuple(int(p) for p in args.positions.split(","))
-    except ValueError:
-        raise ConfigError(f"--positions must be comma-separated integers, got '{args.positions}'") from None
+    _check_sizes(args)
+    output_file(args.json, "bench result")  # before the timing, not after it
+    positions = args.positions
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
@@ -92,9 +101,23 @@ def cmd_bench(args: argparse.Namespace) -> int:
         raise ConfigError(str(exc)) from None
     print(format_results(result))
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+        from ..checkpoint import atomic_write_bytes
+
+        text = json.dumps(result.to_dict(), indent=2) + "\n"
+        write_output(lambda: atomic_write_bytes(Path(args.json), text.encode()), args.json, "bench result")
     return 0
+
+
+def _check_sizes(args: argparse.Namespace) -> None:
+    """The products of the size flags within their bounds (each flag's own range is argparse's)."""
+    for longest, bound in ((max(args.src_len + args.tgt_len, args.context), MAX_TRAIN_TOKENS),
+                           (max(args.prompt + args.new_tokens, max(args.positions) + 16), MAX_TOKENS)):
+        if args.batch * longest > bound:
+            raise ConfigError(f"--batch {args.batch} x {longest} tokens per sequence is more than the {bound:,} "
+                              "tokens a bench step may hold; lower --batch or the lengths")
+    if args.batch * args.beam > MAX_HYPOTHESES:
+        raise ConfigError(f"--batch {args.batch} x --beam {args.beam} is more than the {MAX_HYPOTHESES:,} "
+                          "hypotheses a beam search may keep")
 
 
 def _progress(workload: str, done: int, total: int) -> None:

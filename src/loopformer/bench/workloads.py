@@ -8,7 +8,7 @@ many units (tokens, images) one run produces, so throughput is units / seconds.
 from __future__ import annotations
 
 import time
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Callable
 
@@ -174,11 +174,27 @@ def _inference(name: str, unit: str, units: int, entry: Entry, device: torch.dev
     entry.model.eval()
     try:
         with torch.compiler.set_stance("force_eager"), torch.no_grad(), _autocast(entry, device):
-            with FlopCounterMode(display=False) as counter:
+            with _frozen(entry.model), FlopCounterMode(display=False) as counter:
                 body()
     finally:
         entry.model.train()
     return Workload(name, unit, units, _timed_inference(entry, device, body), flops=float(counter.get_total_flops()))
+
+
+@contextmanager
+def _frozen(model: torch.nn.Module):
+    """Parameters without requires_grad for the count: the counter's module tracker
+    hooks the backward of every module output that requires grad, and a slice of a
+    parameter (learned positions) taken under no_grad still claims to, with no graph
+    behind it, which fails inside torch."""
+    flags = [(p, p.requires_grad) for p in model.parameters()]
+    for p, _ in flags:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p, flag in flags:
+            p.requires_grad_(flag)
 
 
 def _timed_inference(entry: Entry, device: torch.device, body: Callable[[], None]) -> Callable[[], float]:

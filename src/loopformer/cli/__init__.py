@@ -1,7 +1,8 @@
 """The ``loopformer`` command-line tool: one module per command, each adding its parser.
 
-User mistakes (unknown preset, bad override, corrupt checkpoint) end with a one-line
-``loopformer: error: ...`` on stderr and exit status 2, never a traceback.
+User mistakes (unknown preset, bad override, corrupt checkpoint, an argument out of its
+range) end with a one-line ``loopformer: error: ...`` on stderr and exit status 2, never a
+traceback. The ranges of the numeric arguments are declared in :mod:`.common`.
 """
 
 from __future__ import annotations
@@ -12,12 +13,13 @@ from typing import Sequence
 
 from ..errors import LoopformerError
 from . import analyze, classify, evaluate, generate, presets, train, translate
+from .common import Parser
 
 
 def build_parser() -> argparse.ArgumentParser:
     from ..bench.cli import add_parser as add_bench
 
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="loopformer", description="Looped Transformers: RingFormer, SpiralFormer and baselines."
     )
     sub = parser.add_subparsers(dest="command", required=True)
@@ -27,8 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+def parse_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
     args, extra = parser.parse_known_args(argv)
     # key=value overrides may follow options (argparse stops collecting positionals there)
     stray = [e for e in extra if "=" not in e or e.startswith("-")]
@@ -36,6 +37,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(stray or extra)}")
     if extra:
         args.overrides = list(args.overrides) + extra
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = parse_args(build_parser(), argv)
+    except SystemExit as exc:  # --help, or a usage mistake already reported in one line
+        return exc.code if isinstance(exc.code, int) else 2
     try:
         return args.func(args)
     except LoopformerError as exc:
@@ -52,4 +61,4 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 141
 
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_parser", "main", "parse_args"]

@@ -8,7 +8,8 @@ import json
 from pathlib import Path
 
 from ..errors import ConfigError
-from .common import set_threads
+from ..arguments import MAX_BATCH, MAX_BATCHES, MAX_LENGTH, add_threads, count, output_file, write_output
+from .common import checkpoint_dir, set_threads
 from .presets import cmd_flops, cmd_params
 
 
@@ -20,10 +21,11 @@ def add_parser(sub) -> None:
     p.add_argument("--data", default=None, help="split: test2016/test2017/val (translation), test/val (vision)")
     p.add_argument("--plot", default=None, help="write a PNG figure here")
     p.add_argument("--json", action="store_true")
-    p.add_argument("--batch-size", type=int, default=64, dest="batch_size")
-    p.add_argument("--max-batches", type=int, default=None, dest="max_batches")
-    p.add_argument("--context", type=int, default=None, help="flops: sequence length")
-    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--batch-size", type=count(1, MAX_BATCH), default=64, dest="batch_size")
+    p.add_argument("--max-batches", type=count(1, MAX_BATCHES), default=None, dest="max_batches",
+                   help="at most this many minibatches (default: the whole split)")
+    p.add_argument("--context", type=count(1, MAX_LENGTH), default=None, help="flops: sequence length")
+    add_threads(p)
     p.set_defaults(func=cmd_analyze)
 
 
@@ -34,6 +36,12 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         what = "one preset or checkpoint" if args.analysis in ("params", "flops") else (
             "two checkpoints: A B" if n_targets == 2 else "one checkpoint")
         raise ConfigError(f"analyze {args.analysis} takes {what}")
+    if args.plot is not None and args.analysis not in PLOTS:
+        raise ConfigError(f"analyze {args.analysis} draws no figure; --plot is for {', '.join(PLOTS)}")
+    if args.analysis not in ("params", "flops"):
+        for target in args.targets:
+            checkpoint_dir(target)
+    output_file(args.plot, "figure")  # before the work, not after it
     return run(args)
 
 
@@ -63,7 +71,8 @@ def _cka(args: argparse.Namespace) -> int:
 
     res = compare_cka(args.targets[0], args.targets[1], args.data, args.batch_size, args.max_batches)
     if args.plot:
-        plot_cka(res, args.plot, name_a=args.targets[0], name_b=args.targets[1])
+        write_output(lambda: plot_cka(res, args.plot, name_a=args.targets[0], name_b=args.targets[1]),
+                     args.plot, "figure")
     if args.json:
         print(json.dumps(res, indent=2))
         return 0
@@ -105,7 +114,7 @@ def _distances(args: argparse.Namespace) -> int:
                           "use attention-distance for text models")
     res = attention_distances(args.targets[0], args.data, args.batch_size, args.max_batches)
     if args.plot:
-        plot_distances(res, args.plot, title=Path(args.targets[0]).name)
+        write_output(lambda: plot_distances(res, args.plot, title=Path(args.targets[0]).name), args.plot, "figure")
     if args.json:
         print(json.dumps(res, indent=2))
         return 0
@@ -120,3 +129,4 @@ def _distances(args: argparse.Namespace) -> int:
 # analysis -> (function, number of targets)
 ANALYSES = {"cka": (_cka, 2), "probe": (_probe, 2), "mad": (_distances, 1), "attention-distance": (_distances, 1),
             "signals": (_signals, 1), "params": (_preset_table, 1), "flops": (_preset_table, 1)}
+PLOTS = ("cka", "mad", "attention-distance")

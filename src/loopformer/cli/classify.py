@@ -6,14 +6,16 @@ import argparse
 import json
 
 from ..errors import ConfigError
-from .common import task_found
+from ..arguments import MAX_TOP_K, count
+from .common import checkpoint_dir, task_found
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("classify", help="classify image files (PNG, JPEG, ...) with a vision checkpoint")
     p.add_argument("checkpoint")
     p.add_argument("images", nargs="+", help="image files of any size; converted to the model's input")
-    p.add_argument("--top-k", type=int, default=3, dest="top_k")
+    p.add_argument("--top-k", type=count(1, MAX_TOP_K), default=3, dest="top_k",
+                   help="classes shown per image (at most the model's)")
     p.add_argument("--invert", default="auto", choices=["auto", "yes", "no"],
                    help="invert greyscale (auto: when the picture's border is light, unlike Fashion-MNIST)")
     p.add_argument("--json", action="store_true")
@@ -24,7 +26,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
     from ..tasks.task_file import task_name
     from ..tasks.vision_run import classify_images, load_vision_checkpoint
 
-    kind = task_name(args.checkpoint, missing="")
+    kind = task_name(checkpoint_dir(args.checkpoint), missing="")
     if kind != "vision":
         raise ConfigError(f"{args.checkpoint} is not a vision checkpoint ({task_found(kind)})")
     model, task = load_vision_checkpoint(args.checkpoint)

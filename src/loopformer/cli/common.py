@@ -1,13 +1,37 @@
-"""What the commands share: configs from a preset or a checkpoint, standard input, thread count."""
+"""What the commands share: the parser (one-line usage errors), configs from a preset or
+a checkpoint, checkpoint paths, standard input. Argument ranges live in
+:mod:`loopformer.arguments`, which ``loopformer bench`` shares."""
 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import NoReturn, Sequence
 
 from ..errors import CheckpointError, ConfigError
+from ..files import MiB
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse's parser whose usage mistakes end like every other error of the tool: one
+    ``loopformer: error: ...`` line and exit status 2 (argparse would print the usage first)."""
+
+    def error(self, message: str) -> NoReturn:
+        message = re.sub(r"^argument (\S+): must ", r"\1 must ", message)  # "--beam must be >= 1, got '0'"
+        self.exit(2, f"loopformer: error: {ConfigError(message)} (see {self.prog} --help)\n")
+
+
+def checkpoint_dir(path: str) -> Path:
+    """The checkpoint argument of a command, refused at once unless it is a directory (a
+    FIFO or a file given by mistake is never opened)."""
+    folder = Path(path)
+    if not folder.exists():
+        raise CheckpointError(f"checkpoint directory {path} does not exist")
+    if not folder.is_dir():
+        raise CheckpointError(f"{path} is not a checkpoint directory")
+    return folder
 
 
 def model_config(target: str, overrides: Sequence[str], args: argparse.Namespace):
@@ -16,10 +40,8 @@ def model_config(target: str, overrides: Sequence[str], args: argparse.Namespace
     from ..config import parse_override
     from ..registry import get_config
 
-    if Path(target).is_dir():
-        config, _ = read_checkpoint_config(target)
-    elif "/" in target or target.startswith("."):
-        raise CheckpointError(f"checkpoint directory {target} does not exist")
+    if Path(target).exists() or "/" in target or target.startswith("."):
+        config, _ = read_checkpoint_config(checkpoint_dir(target))
     else:
         config = get_config(target)
     changes = dict(parse_override(o) for o in overrides)
@@ -30,12 +52,24 @@ def model_config(target: str, overrides: Sequence[str], args: argparse.Namespace
     return config.replace(**changes) if changes else config
 
 
-def read_stdin_lines() -> list[str]:
-    data = sys.stdin.buffer.read()
+STDIN_LIMIT = 16 * MiB  # text piped into translate / generate
+
+
+def read_stdin_bytes() -> bytes:
+    """Standard input, at most STDIN_LIMIT bytes (a closed stdin or an endless one is one line)."""
+    if sys.stdin is None:
+        raise ConfigError("standard input is closed; pipe text in")
     try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"standard input is not UTF-8 (byte {exc.start})") from None
+        data = sys.stdin.buffer.read(STDIN_LIMIT + 1)
+    except OSError as exc:
+        raise ConfigError(f"cannot read standard input: {exc.strerror or exc}") from None
+    if len(data) > STDIN_LIMIT:
+        raise ConfigError(f"standard input has more than {STDIN_LIMIT // MiB} MiB; split it into smaller parts")
+    return data
+
+
+def read_stdin_lines() -> list[str]:
+    text = read_stdin_text()
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()
@@ -43,7 +77,7 @@ def read_stdin_lines() -> list[str]:
 
 
 def read_stdin_text() -> str:
-    data = sys.stdin.buffer.read()
+    data = read_stdin_bytes()
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -61,7 +95,8 @@ def task_found(kind: str) -> str:
 
 
 def set_threads(threads: int | None) -> None:
-    """``--threads N`` of an inference command (training takes ``threads=`` as a setting)."""
+    """``--threads N`` of an inference command (training takes ``threads=`` as a setting);
+    its range is checked by :func:`add_threads`."""
     if threads:
         import torch
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from ..errors import ConfigError
-from .common import set_threads
+from ..arguments import add_beam, add_threads, output_file, write_output
+from .common import checkpoint_dir, set_threads
 
 
 def add_parser(sub) -> None:
@@ -17,10 +19,8 @@ def add_parser(sub) -> None:
                    help="translation: val, test2016 (default), test2017; vision: val, test (default)")
     p.add_argument("--confusion", default=None,
                    help="vision: where to save the confusion-matrix PNG (default next to the checkpoint)")
-    p.add_argument("--beam", type=int, default=None, help="translation: beam size (default: the run's test_beam)")
-    p.add_argument("--length-penalty", type=float, default=None, dest="length_penalty",
-                   help="translation: beam length penalty alpha (default: the run's, 0.6)")
-    p.add_argument("--threads", type=int, default=None)
+    add_beam(p, "translation: beam size (default: the run's test_beam)")
+    add_threads(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_eval)
 
@@ -29,7 +29,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from ..tasks.task_file import task_name
 
     set_threads(args.threads)
-    kind = task_name(args.checkpoint, missing="translation")  # the translation loader says what is missing
+    # no task.json: the translation loader says what is missing
+    kind = task_name(checkpoint_dir(args.checkpoint), missing="translation")
     if kind == "vision":
         return _eval_vision(args)
     if kind == "language":
@@ -40,8 +41,6 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if split not in ("val", "test2016", "test2017"):
         raise ConfigError(f"a translation checkpoint is evaluated on val, test2016 or test2017, not {split!r}")
     model, task = load_translation_checkpoint(args.checkpoint)
-    if args.length_penalty is not None and args.length_penalty < 0:
-        raise ConfigError(f"--length-penalty must be >= 0, got {args.length_penalty}")
     res = task.test_bleu(model, split, beam=args.beam, length_penalty=args.length_penalty)
     if args.json:
         print(json.dumps(res, indent=2))
@@ -59,13 +58,14 @@ def _eval_vision(args: argparse.Namespace) -> int:
     split = args.split or "test"
     if split not in ("val", "test"):
         raise ConfigError(f"a vision checkpoint is evaluated on val or test, not {split!r}")
+    figure = _confusion_path(args.confusion, Path(args.checkpoint), split)
     model, task = load_vision_checkpoint(args.checkpoint)
     res = task.test_accuracy(model, split)
-    ckpt = Path(args.checkpoint)
-    figure = Path(args.confusion) if args.confusion else ckpt.resolve().parent / f"confusion-{ckpt.name}-{split}.png"
-    plot_confusion(res["confusion"], task.classes, figure,
-                   title=f"{model.config.arch} ViT, {split}: {res['accuracy']:.2f}%")
-    res["confusion_png"] = str(figure)
+    if figure is not None:
+        write_output(lambda: plot_confusion(res["confusion"], task.classes, figure,
+                                            title=f"{model.config.arch} ViT, {split}: {res['accuracy']:.2f}%"),
+                     figure, "confusion matrix")
+    res["confusion_png"] = str(figure) if figure is not None else None
     if args.json:
         print(json.dumps(res, indent=2))
         return 0
@@ -73,8 +73,25 @@ def _eval_vision(args: argparse.Namespace) -> int:
     width = max(len(c) for c in task.classes)
     for name, acc in res["per_class"].items():
         print(f"  {name:<{width}}  {acc:6.2f}%")
-    print(f"confusion matrix: {figure}")
+    if figure is not None:
+        print(f"confusion matrix: {figure}")
     return 0
+
+
+def _confusion_path(explicit: str | None, ckpt: Path, split: str) -> Path | None:
+    """Where the confusion PNG goes, known writable before the evaluation: ``--confusion``
+    must be (error); the default beside the checkpoint is skipped with a warning when it is
+    not (a read-only folder of checkpoints still gets its accuracy printed)."""
+    from ..files import check_writable
+
+    if explicit is not None:
+        return output_file(explicit, "confusion matrix")
+    figure = ckpt.resolve().parent / f"confusion-{ckpt.name}-{split}.png"
+    try:
+        return check_writable(figure, "confusion matrix", ConfigError)
+    except ConfigError as exc:
+        print(f"loopformer: warning: {exc}; not saved (give --confusion PATH)", file=sys.stderr)
+        return None
 
 
 def _eval_language(args: argparse.Namespace) -> int:

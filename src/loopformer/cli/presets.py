@@ -7,7 +7,21 @@ import json
 import time
 
 from ..errors import ConfigError
+from ..arguments import MAX_LENGTH, count
 from .common import model_config
+
+# demo runs one forward pass of a preset at its real size: a few short sequences suffice,
+# and a paper-sized vocabulary's logits grow with batch x length
+MAX_DEMO_BATCH, MAX_DEMO_LENGTH = 8, 256
+MAX_VOCAB, MAX_CLASSES, MAX_IMAGE = 1 << 24, 1 << 20, 1 << 16
+
+
+def _add_size_flags(p, *flags: str) -> None:
+    """The size overrides of params / flops (counted on the meta device: nothing is allocated)."""
+    bounds = {"vocab_size": MAX_VOCAB, "num_classes": MAX_CLASSES, "image_size": MAX_IMAGE}
+    for flag in flags:
+        p.add_argument(f"--{flag.replace('_', '-')}", type=count(1, bounds[flag]), dest=flag,
+                       help=f"1..{bounds[flag]:,}")
 
 
 def add_parser(sub) -> None:
@@ -17,25 +31,25 @@ def add_parser(sub) -> None:
     p = sub.add_parser("params", help="parameter table of a preset or checkpoint")
     p.add_argument("target", help="preset name (see `loopformer list`) or checkpoint directory")
     p.add_argument("overrides", nargs="*", help="config overrides as key=value")
-    p.add_argument("--vocab-size", type=int, dest="vocab_size")
-    p.add_argument("--num-classes", type=int, dest="num_classes")
-    p.add_argument("--image-size", type=int, dest="image_size")
+    _add_size_flags(p, "vocab_size", "num_classes", "image_size")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=cmd_params)
 
     p = sub.add_parser("flops", help="analytic forward FLOPs of a causal LM preset or checkpoint")
     p.add_argument("target", help="preset name or checkpoint directory")
     p.add_argument("overrides", nargs="*", help="config overrides as key=value")
-    p.add_argument("--context", type=int, default=None, help="sequence length (default: the model's max_len)")
-    p.add_argument("--vocab-size", type=int, dest="vocab_size")
+    p.add_argument("--context", type=count(1, MAX_LENGTH), default=None,
+                   help="sequence length (default: the model's max_len)")
+    _add_size_flags(p, "vocab_size")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_flops)
 
     p = sub.add_parser("demo", help="build a preset, run it once on random input, print its parameters")
     p.add_argument("preset", nargs="?", default="ringformer-mt-small")
     p.add_argument("overrides", nargs="*", help="config overrides as key=value")
-    p.add_argument("--batch", type=int, default=2)
-    p.add_argument("--length", type=int, default=16)
+    p.add_argument("--batch", type=count(1, MAX_DEMO_BATCH), default=2, help=f"1..{MAX_DEMO_BATCH}")
+    p.add_argument("--length", type=count(1, MAX_DEMO_LENGTH), default=16,
+                   help=f"tokens per sequence, 1..{MAX_DEMO_LENGTH} and at most the model's max_len")
     p.set_defaults(func=cmd_demo)
 
 
@@ -94,6 +108,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from ..models import build_model
 
     config = model_config(args.preset, args.overrides, args)
+    if config.task != "vit" and args.length > config.max_len:
+        raise ConfigError(f"--length {args.length} exceeds the model's max_len ({config.max_len})")
     torch.manual_seed(0)
     model = build_model(config).eval()
     print(format_parameter_table(count_parameters(model), title=f"{args.preset} ({config.task}, {config.arch})"))

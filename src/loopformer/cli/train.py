@@ -16,7 +16,9 @@ def add_parser(sub) -> None:
                         "lm-small (language; default)")
     p.add_argument("--config", default=None, help="YAML file of settings (flat or model/train/task sections)")
     p.add_argument("--out", default=None, help="run directory (default runs/<task>/<model>-<preset>)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out with its saved settings; settings given again must match, "
+                        "except budget and execution ones (max_steps, max_minutes, eval_every, device...)")
     p.add_argument("overrides", nargs="*", help="settings as key=value (model, training or task fields)")
     p.set_defaults(func=cmd_train)
 

@@ -5,22 +5,27 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .common import one_line, read_stdin_lines, set_threads
+from ..errors import ConfigError
+from ..arguments import add_beam, add_threads
+from .common import checkpoint_dir, one_line, read_stdin_lines, set_threads, task_found
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("translate", help="translate stdin to stdout, one sentence a line")
     p.add_argument("checkpoint")
-    p.add_argument("--beam", type=int, default=None, help="beam size (default: the run's test_beam)")
-    p.add_argument("--length-penalty", type=float, default=None, dest="length_penalty")
-    p.add_argument("--threads", type=int, default=None)
+    add_beam(p, "beam size (default: the run's test_beam)")
+    add_threads(p)
     p.set_defaults(func=cmd_translate)
 
 
 def cmd_translate(args: argparse.Namespace) -> int:
+    from ..tasks.task_file import task_name
     from ..tasks.translation_run import load_translation_checkpoint
 
     set_threads(args.threads)
+    kind = task_name(checkpoint_dir(args.checkpoint), missing="translation")  # the loader says what is missing
+    if kind != "translation":
+        raise ConfigError(f"{args.checkpoint} is not a translation checkpoint ({task_found(kind)})")
     model, task = load_translation_checkpoint(args.checkpoint)
     lines = read_stdin_lines()
     limit = model.config.max_len - 2

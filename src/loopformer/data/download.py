@@ -21,6 +21,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import files
 from ..errors import LoopformerError
 
 MIRROR_ENV = "LOOPFORMER_DATA_MIRROR"
@@ -77,11 +78,14 @@ def cache_dir() -> Path:
 
 
 def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    """sha256 of a data file (only a regular file is read: a FIFO in the cache never blocks)."""
+    return files.sha256_file(path, "data file", DataError)
+
+
+def _cache_error(folder: Path, exc: OSError) -> DataError:
+    """A cache that cannot be written (read-only, a file in the way) is one line naming the setting."""
+    return DataError(f"cannot write to the dataset cache {folder} ({exc.strerror or exc}); set {CACHE_ENV} "
+                     f"to a writable folder or {MIRROR_ENV} to a local copy")
 
 
 def _lookup(dataset: str, name: str) -> RemoteFile:
@@ -108,7 +112,10 @@ def fetch(dataset: str, name: str, timeout: float = 60.0) -> Path:
     if target.is_file():
         if sha256_file(target) == remote.sha256:
             return target
-        target.unlink()  # a stale or damaged cache entry: fetch it again
+        try:
+            target.unlink()  # a stale or damaged cache entry: fetch it again
+        except OSError as exc:
+            raise _cache_error(target.parent, exc) from None
     return download(remote, target, timeout)
 
 
@@ -116,9 +123,9 @@ def download(remote: RemoteFile, target: Path, timeout: float = 60.0) -> Path:
     """Download to a temporary file beside ``target``; rename only once the checksum matches."""
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
     except OSError as exc:
-        raise DataError(f"cannot create cache directory {target.parent}: {exc.strerror}") from None
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+        raise _cache_error(target.parent, exc) from None
     try:
         h = hashlib.sha256()
         with os.fdopen(fd, "wb") as out:
@@ -143,7 +150,10 @@ def download(remote: RemoteFile, target: Path, timeout: float = 60.0) -> Path:
             raise DataError(f"download of {remote.url} was interrupted ({got} of {expected} bytes)")
         if h.hexdigest() != remote.sha256:
             raise DataError(f"download of {remote.url} has the wrong sha256 (corrupt or changed upstream)")
-        os.replace(tmp, target)
+        try:
+            os.replace(tmp, target)
+        except OSError as exc:
+            raise _cache_error(target.parent, exc) from None
         return target
     finally:
         if os.path.exists(tmp):

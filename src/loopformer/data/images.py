@@ -8,14 +8,22 @@ background, so ``invert="auto"`` inverts greyscale pictures whose border is ligh
 
 from __future__ import annotations
 
+import io
+import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from ..files import MiB, read_bytes
 from .download import DataError
 
 INVERT_CHOICES = ("auto", "yes", "no")
+# Bounds on what one image may cost: a file read whole, then decoded (a 24-megapixel photo
+# fits; a crafted PNG that inflates to gigabytes does not).
+IMAGE_FILE_LIMIT = 64 * MiB
+MAX_IMAGE_PIXELS = 25_000_000
+MAX_SIDE = 2048  # larger pictures are shrunk first; the model sees a few dozen pixels a side
 
 
 def load_image(path: str | Path, size: int, channels: int = 1, invert: str = "auto") -> torch.Tensor:
@@ -25,20 +33,29 @@ def load_image(path: str | Path, size: int, channels: int = 1, invert: str = "au
     if invert not in INVERT_CHOICES:
         raise DataError(f"invert must be one of {', '.join(INVERT_CHOICES)}, got {invert!r}")
     path = Path(path)
+    if not path.exists():
+        raise DataError(f"no such image file: {path}")
+    data = read_bytes(path, "image", DataError, IMAGE_FILE_LIMIT)  # only regular files: a FIFO never blocks
     try:
-        with Image.open(path) as img:
+        with warnings.catch_warnings():  # the size is refused below, in one line, not warned about
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+        with img:
+            if img.width * img.height > MAX_IMAGE_PIXELS:
+                raise DataError(f"image {path} has {img.width}x{img.height} pixels; more than the "
+                                f"{MAX_IMAGE_PIXELS:,} an image may have")
             img.load()
             if img.mode in ("RGBA", "LA", "P"):
                 img = img.convert("RGBA")
                 backdrop = Image.new("RGBA", img.size, (255, 255, 255, 255))
                 img = Image.alpha_composite(backdrop, img)
             img = img.convert("L" if channels == 1 else "RGB")
-    except FileNotFoundError:
-        raise DataError(f"no such image file: {path}") from None
     except UnidentifiedImageError:
         raise DataError(f"{path} is not an image file Pillow can read (PNG, JPEG, ...)") from None
     except (OSError, ValueError, Image.DecompressionBombError) as exc:
         raise DataError(f"cannot read image {path}: {exc}") from None
+    if max(img.size) > MAX_SIDE:  # padding a long thin picture to a square would cost its side squared
+        img.thumbnail((MAX_SIDE, MAX_SIDE), Image.Resampling.LANCZOS)
     arr = np.asarray(img)
     border = np.concatenate([arr[0].reshape(-1, channels), arr[-1].reshape(-1, channels),
                              arr[:, 0].reshape(-1, channels), arr[:, -1].reshape(-1, channels)])

@@ -17,21 +17,19 @@ BUILTIN = {"tinyshakespeare": ("tinyshakespeare", "input.txt")}
 
 
 def load_text(source: str) -> str:
-    """The whole text of a built-in corpus name or a path to a UTF-8 file."""
+    """The whole text of a built-in corpus name or a path to a UTF-8 file. Only regular
+    files are read (a FIFO or a device named by a task.json would block or never end)."""
+    from ..files import read_text
+
     if source in BUILTIN:
         path = fetch(*BUILTIN[source])
     else:
         path = Path(source)
-        if not path.is_file():
+        if not path.exists():
             raise DataError(
                 f"text source '{source}' is neither a built-in corpus ({', '.join(BUILTIN)}) nor a file"
             )
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path} is not UTF-8 text (invalid byte at offset {exc.start})") from None
-    except OSError as exc:
-        raise DataError(f"cannot read {path}: {exc.strerror or exc}") from None
+    text = read_text(path, "text file", DataError)
     if not text:
         raise DataError(f"{path} is empty")
     return text
@@ -80,11 +78,16 @@ class CharTokenizer:
 
     @classmethod
     def load(cls, folder: str | Path) -> "CharTokenizer":
+        """The vocabulary saved in ``folder``: a bounded read of a regular file, every
+        parser or shape problem one CheckpointError line."""
+        from ..files import read_json
+
         path = Path(folder) / cls.FILE_NAME
+        data = read_json(path, "character vocabulary", CheckpointError)
+        chars = data.get("chars") if isinstance(data, dict) else None
         try:
-            chars = json.loads(path.read_text(encoding="utf-8"))["chars"]
+            if not isinstance(chars, list):
+                raise ValueError("'chars' must be a list of characters")
             return cls(chars)
-        except FileNotFoundError:
-            raise CheckpointError(f"{path} is missing") from None
-        except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
+        except (ValueError, TypeError) as exc:
             raise CheckpointError(f"{path} is not a readable character vocabulary: {exc}") from None

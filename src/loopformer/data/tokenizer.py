@@ -2,14 +2,20 @@
 
 Ids 0-3 are reserved: ``<pad>`` 0 (also the models' ``pad_id``), ``<bos>`` 1, ``<eos>`` 2,
 ``<unk>`` 3. Byte-level BPE never produces ``<unk>`` and decodes back to the exact text.
+
+A saved ``tokenizer.json`` is read bounded (a regular file of at most ``files.JSON_LIMIT``
+bytes) and its vocabulary must number its tokens exactly 0..n-1: an id beyond that would
+otherwise surface as an IndexError in the model's embedding, long after loading.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 from ..errors import CheckpointError
+from ..files import JSON_LIMIT, parse_json, read_bytes
 
 PAD, BOS, EOS, UNK = 0, 1, 2, 3
 SPECIALS = ["<pad>", "<bos>", "<eos>", "<unk>"]
@@ -42,12 +48,20 @@ class BPETokenizer:
         from tokenizers import Tokenizer
 
         path = Path(folder) / FILE_NAME
-        if not path.is_file():
+        if not os.path.lexists(path):
             raise CheckpointError(f"{path} is missing")
         try:
-            tok = Tokenizer.from_file(str(path))
+            text = read_bytes(path, "tokenizer", CheckpointError, JSON_LIMIT).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise CheckpointError(f"{path} is corrupt: not UTF-8 (invalid byte at offset {exc.start})") from None
+        size = check_vocabulary(parse_json(text, str(path), CheckpointError), path)
+        try:
+            tok = Tokenizer.from_str(text)
         except Exception as exc:  # tokenizers raises a bare Exception on bad JSON
-            raise CheckpointError(f"{path} is not a readable tokenizer: {str(exc).splitlines()[0]}") from None
+            why = (str(exc).strip().splitlines() or ["error"])[0]
+            raise CheckpointError(f"{path} is not a readable tokenizer: {why}") from None
+        if tok.get_vocab_size() != size:
+            raise CheckpointError(f"{path}: the tokenizer counts {tok.get_vocab_size()} tokens, its vocabulary {size}")
         for i, special in enumerate(SPECIALS):
             if tok.token_to_id(special) != i:
                 raise CheckpointError(f"{path}: special token {special} does not have id {i}")
@@ -72,3 +86,23 @@ class BPETokenizer:
 
     def decode(self, ids: Sequence[int]) -> str:
         return self._tok.decode([i for i in ids if i > UNK], skip_special_tokens=True).strip()
+
+
+def check_vocabulary(data: Any, path: Path) -> int:
+    """The size of a ``tokenizer.json``'s BPE vocabulary, whose ids must be exactly 0..n-1
+    and whose added tokens must be among them; one CheckpointError line otherwise."""
+    model = data.get("model") if isinstance(data, dict) else None
+    vocab = model.get("vocab") if isinstance(model, dict) else None
+    if not isinstance(vocab, dict) or not vocab:
+        raise CheckpointError(f"{path} is not a BPE tokenizer: it has no vocabulary")
+    n = len(vocab)
+    if not all(type(i) is int for i in vocab.values()) or set(vocab.values()) != set(range(n)):
+        bad = next((t for t, i in vocab.items() if type(i) is not int or not 0 <= i < n), None)
+        detail = f" ({bad[:40]!r} has id {str(vocab[bad])[:20]})" if bad is not None else " (an id repeats)"
+        raise CheckpointError(f"{path}: vocabulary ids must be exactly 0..{n - 1}{detail}")
+    added = data.get("added_tokens", [])
+    if not isinstance(added, list) or not all(
+        isinstance(t, dict) and type(t.get("id")) is int and 0 <= t["id"] < n for t in added
+    ):
+        raise CheckpointError(f"{path}: added tokens must have ids within the vocabulary (0..{n - 1})")
+    return n

@@ -4,6 +4,7 @@ from ..config import ModelConfig
 from .base import LoopformerModel
 from .decoder import CausalLM
 from .levels import LevelAdapter, PerLevelNorms, UniversalTiming
+from .memory import check_fits
 from .ringformer import RingFormerLevels
 from .schedules import FullResolution, LoopSchedule
 from .seq2seq import Seq2SeqModel
@@ -19,8 +20,11 @@ MODEL_CLASSES = {
 
 
 def build_model(config: ModelConfig) -> LoopformerModel:
-    """Instantiate the task model a config describes."""
-    return MODEL_CLASSES[config.task](config)
+    """Instantiate the task model a config describes (refused, before any allocation,
+    when its weights would not fit in the memory available)."""
+    cls = MODEL_CLASSES[config.task]
+    check_fits(cls, config)
+    return cls(config)
 
 
 __all__ = ["CausalLM", "FullResolution", "LevelAdapter", "LoopSchedule", "LoopedStack", "LoopformerModel",

@@ -5,24 +5,32 @@ drawn from a generator seeded by (seed, epoch, batch), so exact resume replays t
 Validation is deterministic: the validation ids cut into consecutive, non-overlapping
 windows of the context length (every token predicted once, from the part of its window
 before it), optionally only the first ``eval_windows`` of them.
+
+A corpus file is recorded in ``task.json`` by absolute path and sha256, so that
+evaluating or resuming the run, from any directory, reads the very text it trained on
+or refuses.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+import os
+import re
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 
 from ..checkpoint import atomic_write_bytes
-from ..config import check_types
-from ..data.text import CharTokenizer, load_text, split_text
+from ..config import Limit, check_fields
+from ..data.download import DataError
+from ..data.text import BUILTIN, CharTokenizer, load_text, split_text
 from ..data.tokenizer import BPETokenizer
 from ..device import module_device
-from ..errors import ConfigError
+from ..errors import CheckpointError, ConfigError
+from ..files import read_json, sha256_file
 from .task_file import TASK_FILE, read_task_config
 
 
@@ -37,19 +45,16 @@ class LanguageConfig:
     eval_windows: int | None = None  # None: the whole validation split
     eval_batch_size: int = 32
 
+    LIMITS: ClassVar[dict[str, Limit]] = {
+        "bpe_vocab_size": Limit(300, 1 << 20), "context": Limit(1, 1 << 20), "batch_size": Limit(1, 1 << 16),
+        "train_fraction": Limit(0.0, 1.0, open_lo=True, open_hi=True), "eval_windows": Limit(1, 10**9),
+        "eval_batch_size": Limit(1, 1 << 16),
+    }
+
     def __post_init__(self) -> None:
-        check_types(self, "language")
+        check_fields(self, "language")
         if self.tokenizer not in ("char", "bpe"):
             raise ConfigError(f"tokenizer must be char or bpe, got {self.tokenizer!r}")
-        for name in ("context", "batch_size", "eval_batch_size"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"language field '{name}' must be >= 1")
-        if self.eval_windows is not None and self.eval_windows < 1:
-            raise ConfigError("eval_windows must be >= 1 or none")
-        if not 0.0 < self.train_fraction < 1.0:
-            raise ConfigError(f"train_fraction must be in (0, 1), got {self.train_fraction}")
-        if self.tokenizer == "bpe" and self.bpe_vocab_size < 300:
-            raise ConfigError("bpe_vocab_size must be at least 300 (256 bytes + specials + merges)")
 
 
 def load_lm_tokenizer(folder: Path, kind: str):
@@ -57,25 +62,44 @@ def load_lm_tokenizer(folder: Path, kind: str):
 
 
 class LanguageTask:
-    def __init__(self, cfg: LanguageConfig, tokenizer, text: str | None = None) -> None:
-        """``text`` supplies the corpus in memory instead of ``cfg.dataset``."""
+    def __init__(self, cfg: LanguageConfig, tokenizer, text: str | None = None,
+                 dataset_sha256: str | None = None) -> None:
+        """``text`` supplies the corpus in memory instead of ``cfg.dataset``; a
+        ``dataset_sha256`` is what the corpus file must hash to (the one trained on)."""
         self.cfg = cfg
         self.tok = tokenizer
         self._text = text
+        self.dataset_sha256 = dataset_sha256
         self._ids: dict[str, torch.Tensor] = {}
 
     @classmethod
     def prepare(cls, cfg: LanguageConfig, text: str | None = None) -> "LanguageTask":
-        text = text if text is not None else load_text(cfg.dataset)
+        cfg = replace(cfg, dataset=dataset_path(cfg.dataset))
+        digest = None
+        if text is None:
+            digest = None if cfg.dataset in BUILTIN else sha256_file(cfg.dataset, "dataset", DataError)
+            text = load_text(cfg.dataset)
         if cfg.tokenizer == "char":
             tok = CharTokenizer.from_text(text)
         else:
             tok = BPETokenizer.train([split_text(text, cfg.train_fraction)[0]], vocab_size=cfg.bpe_vocab_size)
-        return cls(cfg, tok, text)
+        return cls(cfg, tok, text, dataset_sha256=digest)
+
+    def corpus(self) -> str:
+        """The whole text: the one given in memory, or the dataset file, which must still
+        be the file the run trained on when its hash is known."""
+        if self._text is not None:
+            return self._text
+        if self.dataset_sha256 is not None:
+            digest = sha256_file(self.cfg.dataset, "dataset", DataError)
+            if digest != self.dataset_sha256:
+                raise DataError(f"dataset {self.cfg.dataset} changed since the run was trained (sha256 "
+                                f"{digest[:12]}..., trained on {self.dataset_sha256[:12]}...)")
+        return load_text(self.cfg.dataset)
 
     def ids(self, split: str) -> torch.Tensor:
         if split not in self._ids:
-            text = self._text if self._text is not None else load_text(self.cfg.dataset)
+            text = self.corpus()
             train, val = split_text(text, self.cfg.train_fraction)
             for name, part in (("train", train), ("val", val)):
                 ids = torch.tensor(self.tok.encode(part), dtype=torch.long)
@@ -91,8 +115,10 @@ class LanguageTask:
 
     def save_assets(self, folder: Path) -> None:
         self.tok.save(folder)
-        atomic_write_bytes(Path(folder) / TASK_FILE,
-                           json.dumps({"task": "language", **asdict(self.cfg)}, indent=2).encode())
+        saved = {"task": "language", **asdict(self.cfg)}
+        if self.dataset_sha256 is not None:
+            saved["dataset_sha256"] = self.dataset_sha256
+        atomic_write_bytes(Path(folder) / TASK_FILE, json.dumps(saved, indent=2).encode())
 
     # --- training interface ----------------------------------------------------------------
 
@@ -151,3 +177,25 @@ class LanguageTask:
 
 def load_language_config(folder: Path) -> LanguageConfig:
     return read_task_config(folder, LanguageConfig, "language-model", task="language")
+
+
+def dataset_path(source: str) -> str:
+    """A corpus file as an absolute path (a built-in corpus name unchanged): a relative
+    path would name another file when the run is evaluated from another directory."""
+    return source if source in BUILTIN else os.path.abspath(os.path.expanduser(source))
+
+
+def absolute_dataset(settings: dict[str, Any]) -> dict[str, Any]:
+    """Task settings with the ``dataset`` as :func:`dataset_path` stores it."""
+    return {**settings, "dataset": dataset_path(settings["dataset"])} if "dataset" in settings else settings
+
+
+def saved_dataset_sha256(folder: str | Path) -> str | None:
+    """The sha256 of the corpus file a checkpoint's run trained on; None for a built-in
+    corpus, a corpus given in memory, or a ``task.json`` older than the hash."""
+    path = Path(folder) / TASK_FILE
+    data = read_json(path, "task file", CheckpointError)
+    digest = data.get("dataset_sha256") if isinstance(data, dict) else None
+    if digest is not None and not (isinstance(digest, str) and re.fullmatch(r"[0-9a-f]{64}", digest)):
+        raise CheckpointError(f"{path}: dataset_sha256 is not a sha256 digest")
+    return digest

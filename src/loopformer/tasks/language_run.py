@@ -11,8 +11,9 @@ from ..checkpoint import load_model
 from ..config import ModelConfig
 from ..errors import CheckpointError, ConfigError
 from ..train.config import TrainConfig
-from .language import LanguageConfig, LanguageTask, load_language_config, load_lm_tokenizer
-from .runner import open_run, parameters, train_best, write_results
+from .language import (LanguageConfig, LanguageTask, absolute_dataset, load_language_config, load_lm_tokenizer,
+                       saved_dataset_sha256)
+from .runner import Run, open_run, parameters, train_best, write_results
 
 SETTINGS = {"model": ModelConfig, "train": TrainConfig, "task": LanguageConfig}
 # language models are usually trained without label smoothing and with a cosine schedule
@@ -24,12 +25,19 @@ def train_language(
     out: str | None = None, resume: bool = False, text: str | None = None,
 ) -> dict[str, Any]:
     """Train, then report the best checkpoint's validation loss. ``text`` injects a corpus."""
-    run = open_run("language", SETTINGS, model_name, preset, pairs, config_file, out, resume, defaults=DEFAULTS)
-    if run.last is not None:
-        task_cfg = load_language_config(run.last)
-        task = LanguageTask(task_cfg, load_lm_tokenizer(run.last, task_cfg.tokenizer), text)
+    run = open_run("language", SETTINGS, model_name, preset, pairs, config_file, out, resume, defaults=DEFAULTS,
+                   load_task=load_language_config, normalize_task=absolute_dataset)
+    with run:
+        return _train(run, text)
+
+
+def _train(run: Run, text: str | None) -> dict[str, Any]:
+    task_cfg = LanguageConfig(**run.settings["task"])
+    if run.last is not None:  # the saved tokenizer, and the corpus checked against the saved hash
+        task = LanguageTask(task_cfg, load_lm_tokenizer(run.last, task_cfg.tokenizer), text,
+                            dataset_sha256=saved_dataset_sha256(run.last))
     else:
-        task = LanguageTask.prepare(LanguageConfig(**run.settings["task"]), text)
+        task = LanguageTask.prepare(task_cfg, text)
     summary, best, final_model = train_best(run, task, "decoder")
     if final_model is None:
         return {"rank": run.dist.rank, "train": summary}
@@ -48,7 +56,7 @@ def load_language_checkpoint(path: str | Path) -> tuple[torch.nn.Module, Languag
         raise CheckpointError(
             f"{folder}: the tokenizer has {tok.vocab_size} tokens but the model expects {model.config.vocab_size}"
         )
-    return model.eval(), LanguageTask(cfg, tok)
+    return model.eval(), LanguageTask(cfg, tok, dataset_sha256=saved_dataset_sha256(folder))
 
 
 def generate_text(model, task: LanguageTask, prompt: str, max_new_tokens: int, temperature: float = 0.8,

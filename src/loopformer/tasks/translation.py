@@ -9,19 +9,19 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, ClassVar, Sequence
 
 import torch
 import torch.nn.functional as F
 
 from ..checkpoint import atomic_write_bytes
-from ..config import check_types
+from ..config import COUNT, Limit, check_fields
 from ..data.batching import pad_batch, token_batches
 from ..data.multi30k import load_multi30k
 from ..data.tokenizer import BOS, EOS, PAD, BPETokenizer
 from ..device import module_device
 from ..errors import ConfigError
-from ..generate import decode
+from ..generate import MAX_BEAM, MAX_LENGTH_PENALTY, decode
 from ..packing import packed_linears
 from .task_file import TASK_FILE, read_task_config
 
@@ -43,22 +43,22 @@ class TranslationConfig:
     eval_batch_sentences: int = 128
     test_splits: str = "test2016,test2017"
 
+    LIMITS: ClassVar[dict[str, Limit]] = {
+        "bpe_vocab_size": Limit(300, 1 << 20), "batch_tokens": Limit(1, 1 << 22),
+        "max_sentence_tokens": Limit(1, 1 << 16), "val_bleu_sentences": COUNT,
+        "val_beam": Limit(1, MAX_BEAM), "test_beam": Limit(1, MAX_BEAM),
+        "length_penalty": Limit(0.0, MAX_LENGTH_PENALTY),
+        "eval_batch_sentences": Limit(1, 1 << 16),
+    }
+
     def __post_init__(self) -> None:
-        check_types(self, "translation")
+        check_fields(self, "translation")
         if {self.src_lang, self.tgt_lang} != {"de", "en"}:
             raise ConfigError("Multi30k translates de->en or en->de (src_lang/tgt_lang)")
-        for name in ("bpe_vocab_size", "batch_tokens", "max_sentence_tokens", "val_beam", "test_beam",
-                     "eval_batch_sentences"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"translation field '{name}' must be >= 1")
         unknown = [t for t in self.splits_to_test if t not in ("val", "test2016", "test2017")]
         if unknown:
             raise ConfigError(f"test_splits may name val, test2016, test2017; got {', '.join(unknown)}")
-        if self.length_penalty < 0:
-            raise ConfigError(f"length_penalty must be >= 0, got {self.length_penalty}")
         self.penalty_grid  # noqa: B018 - parses and validates
-        if self.bpe_vocab_size < 300:
-            raise ConfigError("bpe_vocab_size must be at least 300 (256 bytes + specials + merges)")
 
 
     @property

@@ -8,11 +8,11 @@ from typing import Any
 
 import torch
 
-from ..checkpoint import load_model
+from ..checkpoint import load_model, write_manifest
 from ..config import ModelConfig
 from ..data.tokenizer import BPETokenizer
 from ..train.config import TrainConfig
-from .runner import open_run, parameters, train_best, write_results
+from .runner import Run, open_run, parameters, train_best, write_results
 from .translation import TranslationConfig, TranslationTask, choose_length_penalty, load_task_config
 
 SETTINGS = {"model": ModelConfig, "train": TrainConfig, "task": TranslationConfig}
@@ -23,12 +23,17 @@ def train_translation(
     out: str | None = None, resume: bool = False,
 ) -> dict[str, Any]:
     """Train, then score the best checkpoint on the configured test splits."""
-    run = open_run("translation", SETTINGS, model_name, preset, pairs, config_file, out, resume)
+    run = open_run("translation", SETTINGS, model_name, preset, pairs, config_file, out, resume,
+                   load_task=load_task_config)
+    with run:
+        return _train(run)
+
+
+def _train(run: Run) -> dict[str, Any]:
+    task_cfg = TranslationConfig(**run.settings["task"])
     if run.last is not None:
-        task_cfg = load_task_config(run.last)
         task = TranslationTask(task_cfg, BPETokenizer.load(run.last))
     else:
-        task_cfg = TranslationConfig(**run.settings["task"])
         task = TranslationTask.prepare(task_cfg)
     summary, best, final_model = train_best(run, task, "seq2seq")
     if final_model is None:
@@ -39,6 +44,7 @@ def train_translation(
         results["length_penalty_choice"] = choice = choose_length_penalty(task, final_model, task_cfg.penalty_grid)
         task.cfg.length_penalty = choice["length_penalty"]
         task.save_assets(best)  # eval / translate of this checkpoint use the chosen value
+        write_manifest(best)  # task.json changed: seal the folder again
     for split in task_cfg.splits_to_test:
         t0 = time.time()
         res = task.test_bleu(final_model, split)

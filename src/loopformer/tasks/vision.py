@@ -10,14 +10,14 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from ..checkpoint import atomic_write_bytes
-from ..config import check_types
+from ..config import Limit, check_fields
 from ..data.augment import normalize, random_crop, random_hflip
 from ..data.fashion_mnist import CLASSES, load_fashion_mnist
 from ..device import module_device
@@ -37,17 +37,16 @@ class VisionConfig:
     std: float | None = None
     test_split: str = "test"
 
+    # mean and std are of pixel values scaled to [0, 1]
+    LIMITS: ClassVar[dict[str, Limit]] = {
+        "batch_size": Limit(1, 1 << 16), "val_size": Limit(1, 10**8), "crop_padding": Limit(0, 256),
+        "eval_batch_size": Limit(1, 1 << 16), "mean": Limit(0.0, 1.0), "std": Limit(0.0, 1.0, open_lo=True),
+    }
+
     def __post_init__(self) -> None:
-        check_types(self, "vision")
+        check_fields(self, "vision")
         if self.dataset != "fashion-mnist":
             raise ConfigError(f"vision dataset must be fashion-mnist, got {self.dataset!r}")
-        for name in ("batch_size", "val_size", "eval_batch_size"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"vision field '{name}' must be >= 1")
-        if self.crop_padding < 0:
-            raise ConfigError("crop_padding must be >= 0")
-        if self.std is not None and self.std <= 0:
-            raise ConfigError("std must be > 0")
         if self.test_split not in ("val", "test"):
             raise ConfigError(f"test_split must be val or test, got {self.test_split!r}")
 

@@ -12,7 +12,7 @@ from ..checkpoint import load_model
 from ..config import ModelConfig
 from ..errors import CheckpointError
 from ..train.config import TrainConfig
-from .runner import open_run, parameters, train_best, write_results
+from .runner import Run, open_run, parameters, train_best, write_results
 from .vision import VisionConfig, VisionTask, load_vision_config
 
 SETTINGS = {"model": ModelConfig, "train": TrainConfig, "task": VisionConfig}
@@ -23,9 +23,14 @@ def train_vision(
     out: str | None = None, resume: bool = False, splits: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Train, then evaluate the best checkpoint on the test split. ``splits`` injects in-memory data."""
-    run = open_run("vision", SETTINGS, model_name, preset, pairs, config_file, out, resume)
-    task_cfg = load_vision_config(run.last) if run.last is not None else VisionConfig(**run.settings["task"])
-    task = VisionTask(task_cfg, splits)
+    run = open_run("vision", SETTINGS, model_name, preset, pairs, config_file, out, resume,
+                   load_task=load_vision_config)
+    with run:
+        return _train(run, splits)
+
+
+def _train(run: Run, splits: dict[str, Any] | None) -> dict[str, Any]:
+    task = VisionTask(VisionConfig(**run.settings["task"]), splits)
     summary, best, final_model = train_best(run, task, "vit")
     if final_model is None:
         return {"rank": run.dist.rank, "train": summary}

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, ClassVar
 
-from ..config import coerce_value, check_types
+from ..config import COUNT, PROBABILITY, Limit, check_fields, coerce_value
 from ..errors import ConfigError
 from ..device import check_device_name
 
@@ -35,6 +35,9 @@ class TrainConfig:
     keep_last: int = 1  # > 1: also keep the latest N resumable states as <out>/step-XXXXXXXX
     threads: int | None = None
     nonfinite: str = "stop"
+    # nonfinite=skip: stop after this many consecutive skipped steps (the weights are then
+    # almost surely broken, and skipping forever would never end the run)
+    max_skipped_steps: int = 20
     progress: bool = True
     # DDP: only needed when a configuration can leave parameters without gradient in a step
     find_unused_parameters: bool = False
@@ -42,21 +45,22 @@ class TrainConfig:
     fsdp: bool = False  # under torchrun: shard parameters, gradients and optimizer state (FSDP2)
     compile: bool = False  # regional torch.compile of the Transformer layers (loopformer.compile)
 
+    LIMITS: ClassVar[dict[str, Limit]] = {
+        "lr": Limit(0.0, open_lo=True), "warmup_steps": Limit(0, 10**9), "min_lr_ratio": Limit(0.0, 1.0),
+        "max_steps": Limit(1, 10**9), "max_minutes": Limit(0.0, 10**7, open_lo=True),
+        "weight_decay": Limit(0.0), "beta1": PROBABILITY, "beta2": PROBABILITY,
+        "adam_eps": Limit(0.0, 1.0, open_lo=True), "grad_clip": Limit(0.0, None, open_lo=True),
+        "accum_steps": Limit(1, 10**6), "label_smoothing": PROBABILITY, "seed": Limit(0, 2**63 - 1),
+        "eval_every": COUNT, "log_every": COUNT, "keep_last": Limit(1, 10**4),
+        "threads": Limit(1, 1024), "max_skipped_steps": Limit(1, 10**6),
+    }
+
     def __post_init__(self) -> None:
-        check_types(self, "training")
+        check_fields(self, "training")
         if self.schedule not in SCHEDULES:
             raise ConfigError(f"schedule must be one of {', '.join(SCHEDULES)}; got {self.schedule!r}")
         if self.nonfinite not in ("stop", "skip"):
             raise ConfigError(f"nonfinite must be stop or skip; got {self.nonfinite!r}")
-        for name in ("max_steps", "accum_steps", "eval_every", "log_every", "keep_last"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"training field '{name}' must be >= 1, got {getattr(self, name)}")
-        if self.lr <= 0 or self.warmup_steps < 0:
-            raise ConfigError("lr must be > 0 and warmup_steps >= 0")
-        if not 0.0 <= self.label_smoothing < 1.0:
-            raise ConfigError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
-        if self.max_minutes is not None and self.max_minutes <= 0:
-            raise ConfigError("max_minutes must be > 0")
         check_device_name(self.device)
 
     def to_dict(self) -> dict[str, Any]:

@@ -4,15 +4,23 @@ A task supplies the data plan and the loss; the trainer owns the optimizer, sche
 bf16 autocast, accumulation, clipping, validation, checkpoints, exact resume, the
 progress bar and the JSONL log. Exact resume rebuilds the epoch's batch plan from
 (seed, epoch), skips to the saved position and restores optimizer and RNG states.
+
+Non-finite numbers: a step whose loss or gradient norm is not finite stops the run
+(``nonfinite=stop``) or is skipped (``skip``); skipped steps use the clock like any
+other and at most ``max_skipped_steps`` may follow one another, so a run whose weights
+broke cannot skip forever. No checkpoint is ever written from non-finite weights, so
+``last/`` and ``best/`` always hold a usable model, and a non-finite score never
+becomes the best. A full disk ends the run with one line, the previous checkpoint kept.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import shutil
 import signal
 import time
-from contextlib import nullcontext
+from contextlib import nullcontext, suppress
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -20,7 +28,7 @@ import torch
 
 from ..checkpoint import load_model
 from ..device import resolve_device, to_device
-from ..errors import LoopformerError
+from ..errors import CheckpointError, LoopformerError
 from .config import TrainConfig, lr_at
 from .distributed import all_sum, barrier, current, shard
 from .optim import build_optimizer
@@ -84,6 +92,8 @@ class Trainer:
         self.best_score: float | None = None
         self.history: list[dict[str, Any]] = []
         self._stop_signal: int | None = None
+        self._skipped = 0  # consecutive skipped steps (nonfinite=skip)
+        self._finite_step = 0  # the last step count at which the weights were seen finite
 
     # --- checkpoints ---------------------------------------------------------------------
 
@@ -96,8 +106,11 @@ class Trainer:
 
     def save(self, which: str = "last") -> Path | None:
         """``last`` (model + training state) is called on every rank; ``best`` (model only)
-        on rank 0 right after evaluation, whose model it saves."""
+        on rank 0 right after evaluation, whose model it saves. Non-finite weights are
+        never written: the run stops instead, and the previous checkpoint stays the good one."""
         with_state = which == "last"
+        if with_state and self._nonfinite_weights():  # every rank takes part
+            raise self._broken_error(f"{which}/ was not written")
         model, opt_state = self.model, None
         if self.fsdp:
             if with_state:  # collectives: every rank takes part
@@ -110,13 +123,66 @@ class Trainer:
             opt_state = self.opt.state_dict() if self.dist.is_main else None
         if not self.dist.is_main:
             return None
-        folder = write_checkpoint(
-            self.out / which, model, self.task.save_assets,
-            state=self._state() if with_state else None, optimizer_state=opt_state,
-        )
+        if not with_state and self._nonfinite_weights(model, collective=False):
+            raise self._broken_error(f"{which}/ was not written")
+        folder = self._write(self.out / which, model, self._state() if with_state else None, opt_state)
         if with_state and self.cfg.keep_last > 1:
-            keep_snapshot(folder, self.out / f"step-{self.step:08d}", self.cfg.keep_last)
+            snapshot = self.out / f"step-{self.step:08d}"
+            try:
+                keep_snapshot(folder, snapshot, self.cfg.keep_last)
+            except OSError as exc:
+                raise TrainingError(f"cannot write {snapshot}: {exc.strerror or exc}; {self._last_good()}") from None
         return folder
+
+    def _write(self, folder: Path, model, state, opt_state) -> Path:
+        """Write a checkpoint; a write that fails (a full disk) is one TrainingError line, the
+        half-written copy is removed (it would only fill the disk) and the previous one kept."""
+        try:
+            return write_checkpoint(folder, model, self.task.save_assets, state=state, optimizer_state=opt_state)
+        except (OSError, CheckpointError) as exc:
+            shutil.rmtree(folder.with_name(folder.name + ".tmp"), ignore_errors=True)
+            reason = (exc.strerror or str(exc)) if isinstance(exc, OSError) else str(exc)
+            raise TrainingError(f"cannot write {folder}: {reason}; {self._last_good()}") from None
+
+    # --- non-finite weights --------------------------------------------------------------
+
+    def _nonfinite_weights(self, model: torch.nn.Module | None = None, collective: bool = True) -> bool:
+        """Whether any parameter holds NaN or inf (``collective``: agreed by every rank, each
+        checking its own shard; every rank must call). Records the step when all are finite."""
+        model = self.model if model is None else model
+        with torch.no_grad():
+            local = [p.to_local() if hasattr(p, "to_local") else p for p in model.parameters()]
+            flags = [torch.isfinite(t).all() for t in local if t.numel()]
+            bad = float(not bool(torch.stack(flags).all())) if flags else 0.0
+        if collective and self.dist.enabled:
+            bad = all_sum([bad], self.dist)[0]
+        if not bad:
+            self._finite_step = self.step
+        return bool(bad)
+
+    def _broken_error(self, consequence: str, prefix: str = "") -> TrainingError:
+        """The weights are not finite: say in which step(s) they broke and what was kept."""
+        first, found = self._finite_step + 1, max(self.step, self._finite_step + 1)
+        when = f"in step {found}" if first == found else f"in one of steps {first}-{found}"
+        return TrainingError(f"{prefix}the weights became non-finite {when}, so {consequence}; {self._last_good()}")
+
+    def _save_evaluated(self, metrics: dict[str, Any]) -> None:
+        """Save ``last`` after an evaluation (every rank). A model whose validation score is
+        not finite is broken even when its weights are finite (huge weights give NaN
+        outputs), so it is not saved: the run stops and the previous ``last`` stays good."""
+        score = metrics.get("score")
+        bad = float(score is not None and not math.isfinite(score))  # rank 0 evaluated
+        if self.dist.enabled:
+            bad = all_sum([bad], self.dist)[0]
+        if bad:
+            raise TrainingError(f"the validation score is not finite at step {self.step} (the model's outputs "
+                                f"broke), so last/ was not written; {self._last_good()}")
+        self.save("last")
+
+    def _last_good(self) -> str:
+        """Where the newest checkpoint is. Only finite weights are ever saved, so it is good."""
+        last = resolve(self.out / "last")
+        return "no checkpoint was saved" if last is None else f"the last good checkpoint is in {last}"
 
     def _refresh_shadow(self) -> None:
         """FSDP, every rank (a collective): gather the shards into rank 0's unsharded copy."""
@@ -127,23 +193,38 @@ class Trainer:
             self.shadow.load_state_dict(full)
 
     def resume(self) -> bool:
-        """Continue from ``<out>/last`` if it exists; returns whether it did."""
+        """Continue from ``<out>/last`` if it exists; returns whether it did.
+
+        ``load_model`` verifies every file of the folder (its manifest covers the training
+        state too) and ``read_training_state`` every field, before anything is restored;
+        what only restoring can reveal (a state the optimizer or the RNG refuses) is one
+        CheckpointError naming the folder as well, never a traceback."""
+        from ..errors import CheckpointError
+        from .state import STATE_JSON, check_optimizer_state
+
         folder = resolve(self.out / "last")
         if folder is None:
             return False
-        meta, tensors = read_training_state(folder)
         saved = load_model(folder)
-        if saved.config != self.model.config:
+        meta, tensors = read_training_state(folder, check_manifest=False)  # load_model verified it
+        # activation checkpointing changes no parameter: a resume may turn it on or off
+        mine = self.model.config
+        if saved.config.replace(activation_checkpointing=mine.activation_checkpointing) != mine:
             raise TrainingError(f"{folder} holds a different model config; use another --out or the same settings")
-        opt_state = optimizer_state_from_flat(tensors, meta["optimizer"])
-        if self.fsdp:
-            from .fsdp import load_full_state
+        check_optimizer_state(meta["optimizer"], tensors, self.opt, folder / STATE_JSON)
+        try:
+            opt_state = optimizer_state_from_flat(tensors, meta["optimizer"])
+            if self.fsdp:
+                from .fsdp import load_full_state
 
-            load_full_state(self.model, self.opt, saved.state_dict(), opt_state, self.param_names)
-        else:
-            self.model.load_state_dict(saved.state_dict())
-            self.opt.load_state_dict(opt_state)
-        restore_rng(tensors, meta["rng"])
+                load_full_state(self.model, self.opt, saved.state_dict(), opt_state, self.param_names)
+            else:
+                self.model.load_state_dict(saved.state_dict())
+                self.opt.load_state_dict(opt_state)
+            restore_rng(tensors, meta["rng"])
+        except (ValueError, KeyError, TypeError, IndexError, RuntimeError) as exc:
+            why = (str(exc).strip().splitlines() or [""])[0][:200]
+            raise CheckpointError(f"cannot resume from {folder}: {type(exc).__name__} {why}") from None
         for key in ("step", "epoch", "position", "tokens_seen", "train_seconds", "best_score"):
             setattr(self, key, meta[key])
         return True
@@ -154,8 +235,19 @@ class Trainer:
         self.history.append(record)
         if not self.dist.is_main:
             return
-        with open(self.out / "metrics.jsonl", "a") as fh:
-            fh.write(json.dumps(record) + "\n")
+        path = self.out / "metrics.jsonl"
+        try:
+            with open(path, "ab") as fh:
+                start = fh.tell()
+                try:
+                    fh.write((json.dumps(record) + "\n").encode())
+                    fh.flush()
+                except OSError:
+                    with suppress(OSError):  # no half line for a resumed run to append to
+                        fh.truncate(start)
+                    raise
+        except OSError as exc:
+            raise TrainingError(f"cannot append to {path}: {exc.strerror or exc}; {self._last_good()}") from None
 
     def _budget_left(self) -> bool:
         if self.step >= self.cfg.max_steps:
@@ -193,7 +285,10 @@ class Trainer:
         record = {"step": self.step, "kind": "eval", **metrics}
         self._log(record)
         score = metrics.get("score")
-        if score is not None and (self.best_score is None or score > self.best_score):
+        # a NaN score would compare as never worse; weights that broke are never saved (a
+        # finite score from them is possible when some parameter goes unused)
+        if score is not None and math.isfinite(score) and (self.best_score is None or score > self.best_score) \
+                and not self._nonfinite_weights(model, collective=False):
             self.best_score = score
             self.save("best")
         barrier(self.dist)
@@ -205,6 +300,7 @@ class Trainer:
         if self.step == 0:
             torch.manual_seed(cfg.seed)
         self.model.train()
+        self._finite_step, self._skipped = self.step, 0  # saved and fresh weights are finite
         bar = _progress(cfg, self.step) if self.dist.is_main else None
         handlers = self._install_signal_handlers()
         self._reset_window()
@@ -214,10 +310,12 @@ class Trainer:
                 self._stop_if_asked()
                 self._train_step(next(batches), bar)
             final = self.evaluate()
-            self.save("last")
+            self._save_evaluated(final)
             return {"step": self.step, "train_seconds": self.train_seconds, "tokens_seen": self.tokens_seen,
                     "best_score": self.best_score, **{f"final_{k}": v for k, v in final.items()}}
         except _CleanStop:
+            if self._nonfinite_weights():
+                raise self._broken_error("nothing was saved", prefix=f"interrupted at step {self.step}; ") from None
             self.save("last")
             raise TrainingError(
                 f"interrupted at step {self.step}; state saved in {self.out / 'last'} (run again with --resume)"
@@ -248,17 +346,13 @@ class Trainer:
             g["lr"] = lr_at(cfg, self.step)
         mean_loss, total_tokens = self._forward_backward(group)
         if not math.isfinite(mean_loss):
-            self.opt.zero_grad(set_to_none=True)
-            if cfg.nonfinite == "stop":
-                raise TrainingError(
-                    f"non-finite loss at step {self.step}; the last good checkpoint is in {self.out / 'last'}"
-                )
-            self.position += len(group)
-            return
-        if cfg.grad_clip is not None:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+            return self._skip_step(group, "loss", t0)
+        norm = self._clip_gradients()
+        if norm is not None and not math.isfinite(norm):
+            return self._skip_step(group, "gradient norm", t0)
         self.opt.step()
         self.opt.zero_grad(set_to_none=True)
+        self._skipped = 0
         self.step += 1
         self.position += len(group)
         self.tokens_seen += total_tokens
@@ -270,9 +364,36 @@ class Trainer:
         if self.step % cfg.log_every == 0:
             self._log_window(bar)
         if self.step % cfg.eval_every == 0:
-            self.evaluate()
-            self.save("last")
+            self._save_evaluated(self.evaluate())
             self._window_start = time.perf_counter()
+
+    def _clip_gradients(self) -> float | None:
+        """Clip to ``grad_clip``; returns the norm before clipping (None without clipping)."""
+        if self.cfg.grad_clip is None:
+            return None
+        norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+        if hasattr(norm, "full_tensor"):  # FSDP: a DTensor
+            norm = norm.full_tensor()
+        return float(norm)
+
+    def _skip_step(self, group: list, what: str, t0: float) -> None:
+        """A non-finite loss or gradient norm: stop (``nonfinite=stop``) or drop the update.
+        A skipped step consumes its batches and its time; weights that already broke, or
+        ``max_skipped_steps`` skips in a row, end the run (skipping would never recover)."""
+        cfg = self.cfg
+        self.opt.zero_grad(set_to_none=True)
+        if cfg.nonfinite == "stop":
+            raise TrainingError(f"non-finite {what} at step {self.step}; {self._last_good()}")
+        if self._nonfinite_weights():
+            raise self._broken_error("skipping steps cannot recover")
+        self.position += len(group)
+        self.train_seconds += time.perf_counter() - t0
+        self._skipped += 1
+        if self._skipped >= cfg.max_skipped_steps:
+            raise TrainingError(
+                f"{self._skipped} steps in a row had a non-finite {what} (max_skipped_steps={cfg.max_skipped_steps}) "
+                f"after step {self.step}; {self._last_good()}"
+            )
 
     def _forward_backward(self, group: list) -> tuple[float, int]:
         """Gradients of the whole group's mean loss; returns that loss and its token count
