@@ -37,37 +37,31 @@ def shown(text: str) -> str:
 
 def count(lo: int, hi: int) -> Callable[[str], int]:
     """An argparse ``type=``: an integer from ``lo`` to ``hi``."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got {shown(text)}") from None
-        if not lo <= value <= hi:
-            bound = f">= {lo:,}" if value < lo else f"<= {hi:,}"
-            raise argparse.ArgumentTypeError(f"must be {bound}, got {shown(text)}")
-        return value
-
-    parse.__name__ = "integer"
-    return parse
+    return _bounded(int, "an integer", lo, hi, "{:,}")
 
 
 def finite_float(lo: float, hi: float) -> Callable[[str], float]:
     """An argparse ``type=``: a finite number from ``lo`` to ``hi`` (NaN and infinities refused)."""
+    return _bounded(float, "a number", lo, hi, "{:g}")
 
-    def parse(text: str) -> float:
+
+def _bounded(convert: Callable[[str], float], kind: str, lo: float, hi: float, fmt: str) -> Callable[[str], float]:
+    """The parser behind :func:`count` and :func:`finite_float`: the message names the
+    bound that was crossed ("must be <= 64"), not the whole interval."""
+
+    def parse(text: str):
         try:
-            value = float(text)
+            value = convert(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number, got {shown(text)}") from None
-        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"expected {kind}, got {shown(text)}") from None
+        if isinstance(value, float) and not math.isfinite(value):
             raise argparse.ArgumentTypeError(f"must be a finite number, got {shown(text)}")
         if not lo <= value <= hi:
-            bound = f">= {lo:g}" if value < lo else f"<= {hi:g}"
+            bound = f">= {fmt.format(lo)}" if value < lo else f"<= {fmt.format(hi)}"
             raise argparse.ArgumentTypeError(f"must be {bound}, got {shown(text)}")
         return value
 
-    parse.__name__ = "number"
+    parse.__name__ = kind.split()[-1]  # argparse names the type in "invalid integer value"
     return parse
 
 
