@@ -17,6 +17,7 @@ PAGES = {
     "ablations": "RingFormer ablations, rank sweep and representation probe (ablations.md)",
     "speed": "the speed targets, measured with loopformer bench (speed.md)",
     "analysis": "CKA and attention-distance figures from the tables' checkpoints (analysis/)",
+    "your_data": "the same recipes from plain files and from the registry (your_data.md)",
 }
 TOOLS = {
     "parallel_tables": "run many table runs side by side (one process each), with a deadline",
@@ -26,6 +27,8 @@ TOOLS = {
     "matmul_shapes": "matmul throughput at decoding and training shapes",
     "packing_bleu": "whether packed weights change translations",
     "bf16_loss_curve": "bf16 autocast against fp32 training curves",
+    "your_data_text": "prepare text throughput and LM memory on a 57.7M-character corpus (your_data/)",
+    "your_data_images": "Fashion-MNIST as an image folder against the registry (your_data/)",
 }
 
 

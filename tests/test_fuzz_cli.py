@@ -34,7 +34,8 @@ from hypothesis import strategies as st
 from loopformer.arguments import MAX_THREADS
 
 EXAMPLES = {"list": 1, "params": 3, "flops": 2, "demo": 3, "translate": 3, "eval": 3, "generate": 3,
-            "classify": 3, "bench": 3, "train": 3, "analyze": 2}  # analyze: per analysis
+            "classify": 3, "bench": 3, "train": 3, "analyze": 2, "plot": 3,
+            "prepare": 3}  # analyze: per analysis
 EXAMPLES_PER_FILE = 1  # random edits, per file of a checkpoint
 WALL_LIMIT_S = 30.0
 RSS_LIMIT = 1 << 30
@@ -232,6 +233,8 @@ OUTPUTS = ["{OUT}/f.png", "{OUT}/new/deeper/f.png", "{OUT}/old.txt"]
 BAD_OUTPUTS = ["{UNDER_FILE}/f.png", "{DIR}", "{FIFO}", "/proc/f.png", "{OUT}", "{TEXT}/x.png"]
 CKPTS = ["{LM}", "{VIS}", "{MT}", "{LM_LAST}", "{VIS_LAST}", "{MT_LAST}"]
 NOT_CKPTS = ["{LM_RUN}", "{FIFO}", "{DIR}", "{MISSING}", "{FILE}", "{PNG}", "nope"]
+RUNS = ["{LM_RUN}", "{VIS_RUN}", "{MT_RUN}", "{LM_RUN}/metrics.jsonl"]  # what plot reads
+NOT_RUNS = ["{LM}", "{FIFO}", "{DIR}", "{MISSING}", "{FILE}", "{EMPTY}", "{TEXT}", "{PNG}"]
 
 
 def ints(*valid: int) -> tuple[list[str], list[str]]:
@@ -361,6 +364,18 @@ def argv_of(command: str) -> st.SearchStrategy[list[str]]:
                      options({"top_k": ints(3, 1, 1_000_000), "invert": choice(["auto", "yes", "no"], ["maybe"]),
                               "json": None})],
         "bench": _bench(),
+        "prepare": [st.just(["prepare", "text"]),
+                    extras(["{TEXT}"], ["{FILE}", "{EMPTY}", "{DIR}", "{FIFO}", "{MISSING}", "{LM}"], 2, min_size=1),
+                    st.just(["--out"]),
+                    one(["{OUT}/prepared", "{OUT}/new/deeper"], ["{OUT}/old.txt", "{FIFO}", "{UNDER_FILE}", "/proc/p"]),
+                    options({"tokenizer": choice(["bpe", "char"]), "vocab_size": ints(300, 1 << 20),
+                             "val_fraction": floats(0.005, 0.0, 0.5), "tokenizer_sample_chars": ints(1, 1000),
+                             "format": choice(["auto", "text", "jsonl"]), "field": choice(["text", "body", ""]),
+                             "hf_dataset": choice(["wikitext"]), "workers": ints(1, 2), "force": None,
+                             "quiet": None})],
+        "plot": [st.just(["plot"]), extras(RUNS, NOT_RUNS, 3, min_size=1), st.just(["--out"]),
+                 one(OUTPUTS, BAD_OUTPUTS), options({"labels": choice(["a", "a,b", "x,y,z"], ["", ",", "a,,b"]),
+                                                     "x": choice(["step", "tokens", "minutes"], ["hours", ""])})],
     }
     if command.startswith("analyze "):
         parts[command] = _analyze(command.split()[1])
@@ -393,6 +408,11 @@ BOUNDARIES = {  # every declared upper bound at once, on a valid call: explicit 
     "analyze mad": [["analyze", "mad", "{VIS}", *_AT_MOST, "--plot", "{OUT}/mad.png"]],
     "analyze attention-distance": [["analyze", "attention-distance", "{MT}", *_AT_MOST]],
     "analyze signals": [["analyze", "signals", "{LM}", *_AT_MOST]],
+    "prepare": [["prepare", "text", "{TEXT}", "--out", "{OUT}/new/p", "--vocab-size", str(1 << 20), "--val-fraction",
+                 "0.5", "--tokenizer-sample-chars", str(1 << 40), "--workers", str(MAX_THREADS)],
+                ["prepare", "text", "{TEXT}", "{TEXT}", "--out", "{OUT}/p", "--tokenizer", "char", "--quiet"]],
+    "plot": [["plot", "{MT_RUN}", "{MT_RUN}/metrics.jsonl", "--out", "{OUT}/new/c.png", "--x", "step",
+              "--labels", "a,b"]],
 }
 
 

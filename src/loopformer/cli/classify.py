@@ -16,8 +16,9 @@ def add_parser(sub) -> None:
     p.add_argument("images", nargs="+", help="image files of any size; converted to the model's input")
     p.add_argument("--top-k", type=count(1, MAX_TOP_K), default=3, dest="top_k",
                    help="classes shown per image (at most the model's)")
-    p.add_argument("--invert", default="auto", choices=["auto", "yes", "no"],
-                   help="invert greyscale (auto: when the picture's border is light, unlike Fashion-MNIST)")
+    p.add_argument("--invert", default=None, choices=["auto", "yes", "no"],
+                   help="invert greyscale pictures (auto: when the border is light, unlike Fashion-MNIST); "
+                        "default auto for a Fashion-MNIST model, no for one trained on a folder of images")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_classify)
 

@@ -15,8 +15,11 @@ from .common import checkpoint_dir, set_threads
 def add_parser(sub) -> None:
     p = sub.add_parser("eval", help="sacreBLEU (translation), accuracy + confusion matrix (vision), or loss (LM)")
     p.add_argument("checkpoint")
-    p.add_argument("--split", default=None, choices=["val", "test2016", "test2017", "test"],
-                   help="translation: val, test2016 (default), test2017; vision: val, test (default)")
+    p.add_argument("--split", default=None,
+                   help="translation: val or any split of the run's data (default: its first test split, "
+                        "Multi30k test2016); vision: val or test (default: the run's test_split); language: val")
+    p.add_argument("--src", default=None, help="translation: score a file of source sentences, one a line ...")
+    p.add_argument("--ref", default=None, help="translation: ... against this file of references, line by line")
     p.add_argument("--confusion", default=None,
                    help="vision: where to save the confusion-matrix PNG (default next to the checkpoint)")
     add_beam(p, "translation: beam size (default: the run's test_beam)")
@@ -31,35 +34,56 @@ def cmd_eval(args: argparse.Namespace) -> int:
     set_threads(args.threads)
     # no task.json: the translation loader says what is missing
     kind = task_name(checkpoint_dir(args.checkpoint), missing="translation")
+    if kind != "translation" and (args.src is not None or args.ref is not None):
+        raise ConfigError(f"--src/--ref score translation checkpoints; {args.checkpoint} is a {kind} one")
     if kind == "vision":
         return _eval_vision(args)
     if kind == "language":
         return _eval_language(args)
+    return _eval_translation(args)
+
+
+def _eval_translation(args: argparse.Namespace) -> int:
+    from ..tasks.translation import file_bleu
     from ..tasks.translation_run import load_translation_checkpoint
 
-    split = args.split or "test2016"
-    if split not in ("val", "test2016", "test2017"):
-        raise ConfigError(f"a translation checkpoint is evaluated on val, test2016 or test2017, not {split!r}")
+    if (args.src is None) != (args.ref is None):
+        raise ConfigError("--src and --ref go together: the sources to translate and their references")
+    if args.src is not None and args.split is not None:
+        raise ConfigError("give either --split or --src/--ref, not both")
     model, task = load_translation_checkpoint(args.checkpoint)
-    res = task.test_bleu(model, split, beam=args.beam, length_penalty=args.length_penalty)
+    if args.src is not None:
+        res = file_bleu(task, model, args.src, args.ref, beam=args.beam, length_penalty=args.length_penalty)
+    else:
+        split = args.split or next(iter(task.test_split_names()), "val")
+        res = task.test_bleu(model, split, beam=args.beam, length_penalty=args.length_penalty)
     if args.json:
         print(json.dumps(res, indent=2))
     else:
-        print(f"{split} sacreBLEU (beam {res['beam']}, length penalty {res['length_penalty']}): {res['bleu']:.2f}")
+        print(f"{res['split']} sacreBLEU (beam {res['beam']}, length penalty {res['length_penalty']}): "
+              f"{res['bleu']:.2f}")
         print(res["text"])
         print(res["signature"])
     return 0
+
+
+MAX_CONFUSION_CLASSES = 60
 
 
 def _eval_vision(args: argparse.Namespace) -> int:
     from ..analysis.confusion import plot_confusion
     from ..tasks.vision_run import load_vision_checkpoint
 
-    split = args.split or "test"
-    if split not in ("val", "test"):
-        raise ConfigError(f"a vision checkpoint is evaluated on val or test, not {split!r}")
-    figure = _confusion_path(args.confusion, Path(args.checkpoint), split)
+    if args.split not in (None, "val", "test"):
+        raise ConfigError(f"a vision checkpoint is evaluated on val or test, not {args.split!r}")
     model, task = load_vision_checkpoint(args.checkpoint)
+    split = args.split or task.cfg.test_split  # the run's test split: a folder may have no test/
+    figure = None
+    if len(task.classes) > MAX_CONFUSION_CLASSES:  # a figure of k x k cells stops being readable
+        print(f"loopformer: note: {len(task.classes)} classes: no confusion-matrix figure (the JSON "
+              "output has the matrix)", file=sys.stderr)
+    else:
+        figure = _confusion_path(args.confusion, Path(args.checkpoint), split)
     res = task.test_accuracy(model, split)
     if figure is not None:
         write_output(lambda: plot_confusion(res["confusion"], task.classes, figure,
@@ -105,7 +129,7 @@ def _eval_language(args: argparse.Namespace) -> int:
     with torch.no_grad():
         res = task.evaluate(model)
     res.pop("score", None)
-    res["tokens"] = int(task.eval_windows()[:, 1:].numel())
+    res["tokens"] = task.eval_count() * task.cfg.context  # counted, not read: the split may be large
     if args.json:
         print(json.dumps(res, indent=2))
     else:

@@ -44,10 +44,10 @@ class BPETokenizer:
         return cls(tok)
 
     @classmethod
-    def load(cls, folder: str | Path) -> "BPETokenizer":
+    def load(cls, folder: str | Path, name: str = FILE_NAME) -> "BPETokenizer":
         from tokenizers import Tokenizer
 
-        path = Path(folder) / FILE_NAME
+        path = Path(folder) / name
         if not os.path.lexists(path):
             raise CheckpointError(f"{path} is missing")
         try:
@@ -67,10 +67,10 @@ class BPETokenizer:
                 raise CheckpointError(f"{path}: special token {special} does not have id {i}")
         return cls(tok)
 
-    def save(self, folder: str | Path) -> Path:
+    def save(self, folder: str | Path, name: str = FILE_NAME) -> Path:
         from ..checkpoint import atomic_write_bytes
 
-        path = Path(folder) / FILE_NAME
+        path = Path(folder) / name
         atomic_write_bytes(path, self._tok.to_str().encode("utf-8"))
         return path
 

@@ -9,6 +9,12 @@ before it), optionally only the first ``eval_windows`` of them.
 A corpus file is recorded in ``task.json`` by absolute path and sha256, so that
 evaluating or resuming the run, from any directory, reads the very text it trained on
 or refuses.
+
+``dataset`` may also name a folder made by ``loopformer prepare text`` (see
+:mod:`loopformer.data.token_files`): its tokenizer and its train / validation cut are the
+folder's, and windows are read from its ``tokens.bin`` as they are needed (validation
+batch by batch), so memory does not grow with the corpus. Such a run records the sha256
+of the folder's ``prepared.json``, which holds the sha256 of ``tokens.bin``.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ import os
 import re
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -27,6 +33,7 @@ from ..checkpoint import atomic_write_bytes
 from ..config import Limit, check_fields
 from ..data.download import DataError
 from ..data.text import BUILTIN, CharTokenizer, load_text, split_text
+from ..data.token_files import TokenFile
 from ..data.tokenizer import BPETokenizer
 from ..device import module_device
 from ..errors import CheckpointError, ConfigError
@@ -36,12 +43,12 @@ from .task_file import TASK_FILE, read_task_config
 
 @dataclass
 class LanguageConfig:
-    dataset: str = "tinyshakespeare"  # a built-in corpus or a path to a UTF-8 text file
-    tokenizer: str = "char"  # char | bpe
-    bpe_vocab_size: int = 1024
+    dataset: str = "tinyshakespeare"  # a built-in corpus, a UTF-8 text file or a prepared folder
+    tokenizer: str = "char"  # char | bpe (a prepared folder's own)
+    bpe_vocab_size: int = 1024  # text files only: a prepared folder has its vocabulary
     context: int = 256
     batch_size: int = 12
-    train_fraction: float = 0.9
+    train_fraction: float = 0.9  # text files only: a prepared folder has its split
     eval_windows: int | None = None  # None: the whole validation split
     eval_batch_size: int = 32
 
@@ -61,20 +68,47 @@ def load_lm_tokenizer(folder: Path, kind: str):
     return CharTokenizer.load(folder) if kind == "char" else BPETokenizer.load(folder)
 
 
+def is_folder(dataset: str) -> bool:
+    """Whether a (normalised) ``dataset`` setting names a prepared folder, not a text file."""
+    return dataset not in BUILTIN and os.path.isdir(dataset)
+
+
+def check_folder_settings(cfg: "LanguageConfig", tokens: TokenFile) -> None:
+    """A prepared folder fixes the tokenizer, its vocabulary and the split: a setting that
+    says otherwise is refused rather than silently ignored."""
+    if cfg.tokenizer != tokens.kind:
+        raise ConfigError(f"tokenizer={cfg.tokenizer} but {cfg.dataset} holds {tokens.kind} tokens; "
+                          f"set tokenizer={tokens.kind}")
+    for key in ("bpe_vocab_size", "train_fraction"):
+        if getattr(cfg, key) != getattr(LanguageConfig, key):
+            raise ConfigError(f"{key} does not apply to the prepared folder {cfg.dataset} (its vocabulary and "
+                              f"split were fixed by loopformer prepare text); leave it unset")
+    for split in ("train", "val"):
+        if tokens.length(split) < cfg.context + 1:
+            raise ConfigError(f"the {split} part of {cfg.dataset} has {tokens.length(split)} tokens, fewer "
+                              f"than context + 1 = {cfg.context + 1}")
+
+
 class LanguageTask:
     def __init__(self, cfg: LanguageConfig, tokenizer, text: str | None = None,
-                 dataset_sha256: str | None = None) -> None:
+                 dataset_sha256: str | None = None, tokens: TokenFile | None = None) -> None:
         """``text`` supplies the corpus in memory instead of ``cfg.dataset``; a
-        ``dataset_sha256`` is what the corpus file must hash to (the one trained on)."""
+        ``dataset_sha256`` is what the corpus file (or a prepared folder's manifest) must
+        hash to (the one trained on); ``tokens`` is the prepared folder, already open."""
         self.cfg = cfg
         self.tok = tokenizer
         self._text = text
         self.dataset_sha256 = dataset_sha256
         self._ids: dict[str, torch.Tensor] = {}
+        self._tokens = tokens
 
     @classmethod
     def prepare(cls, cfg: LanguageConfig, text: str | None = None) -> "LanguageTask":
         cfg = replace(cfg, dataset=dataset_path(cfg.dataset))
+        if text is None and is_folder(cfg.dataset):
+            tokens = TokenFile(cfg.dataset)
+            check_folder_settings(cfg, tokens)
+            return cls(cfg, tokens.tokenizer, dataset_sha256=tokens.sha256, tokens=tokens)
         digest = None
         if text is None:
             digest = None if cfg.dataset in BUILTIN else sha256_file(cfg.dataset, "dataset", DataError)
@@ -85,19 +119,34 @@ class LanguageTask:
             tok = BPETokenizer.train([split_text(text, cfg.train_fraction)[0]], vocab_size=cfg.bpe_vocab_size)
         return cls(cfg, tok, text, dataset_sha256=digest)
 
+    def check_digest(self, digest: str) -> None:
+        if self.dataset_sha256 is not None and digest != self.dataset_sha256:
+            raise DataError(f"dataset {self.cfg.dataset} changed since the run was trained (sha256 "
+                            f"{digest[:12]}..., trained on {self.dataset_sha256[:12]}...)")
+
     def corpus(self) -> str:
         """The whole text: the one given in memory, or the dataset file, which must still
         be the file the run trained on when its hash is known."""
         if self._text is not None:
             return self._text
         if self.dataset_sha256 is not None:
-            digest = sha256_file(self.cfg.dataset, "dataset", DataError)
-            if digest != self.dataset_sha256:
-                raise DataError(f"dataset {self.cfg.dataset} changed since the run was trained (sha256 "
-                                f"{digest[:12]}..., trained on {self.dataset_sha256[:12]}...)")
+            self.check_digest(sha256_file(self.cfg.dataset, "dataset", DataError))
         return load_text(self.cfg.dataset)
 
+    def token_file(self) -> TokenFile | None:
+        """The prepared folder the run reads (None for a text corpus), opened and checked
+        against the run's hash at first use."""
+        if self._tokens is None and self._text is None and is_folder(self.cfg.dataset):
+            tokens = TokenFile(self.cfg.dataset)
+            self.check_digest(tokens.sha256)
+            check_folder_settings(self.cfg, tokens)
+            self._tokens = tokens
+        return self._tokens
+
     def ids(self, split: str) -> torch.Tensor:
+        """All ids of a split in memory (a prepared folder's are read whole: for small ones)."""
+        if (tokens := self.token_file()) is not None:
+            return tokens.windows(split, [0], tokens.length(split))[0]
         if split not in self._ids:
             text = self.corpus()
             train, val = split_text(text, self.cfg.train_fraction)
@@ -109,6 +158,18 @@ class LanguageTask:
                     )
                 self._ids[name] = ids
         return self._ids[split]
+
+    def split_length(self, split: str) -> int:
+        tokens = self.token_file()
+        return tokens.length(split) if tokens is not None else len(self.ids(split))
+
+    def windows(self, split: str, starts: torch.Tensor, length: int) -> torch.Tensor:
+        """(len(starts), length) ids of a split from the given offsets, read from the
+        prepared folder's file or sliced from the ids in memory."""
+        tokens = self.token_file()
+        if tokens is not None:
+            return tokens.windows(split, starts, length)
+        return self.ids(split)[torch.as_tensor(starts, dtype=torch.long)[:, None] + torch.arange(length)]
 
     def model_overrides(self) -> dict[str, Any]:
         return {"vocab_size": self.tok.vocab_size, "max_len": self.cfg.context}
@@ -123,16 +184,14 @@ class LanguageTask:
     # --- training interface ----------------------------------------------------------------
 
     def batch_plan(self, epoch: int, seed: int) -> list[int]:
-        n = max(1, len(self.ids("train")) // (self.cfg.batch_size * self.cfg.context))
+        n = max(1, self.split_length("train") // (self.cfg.batch_size * self.cfg.context))
         base = (seed * 1_000_003 + epoch) * 100_003
         return [base + k for k in range(n)]
 
     def make_batch(self, item: int) -> dict[str, torch.Tensor]:
-        data = self.ids("train")
         g = torch.Generator().manual_seed(item)
-        starts = torch.randint(0, len(data) - self.cfg.context, (self.cfg.batch_size,), generator=g)
-        offsets = starts[:, None] + torch.arange(self.cfg.context + 1)
-        windows = data[offsets]
+        starts = torch.randint(0, self.split_length("train") - self.cfg.context, (self.cfg.batch_size,), generator=g)
+        windows = self.windows("train", starts, self.cfg.context + 1)
         return {"tokens": windows[:, :-1], "labels": windows[:, 1:]}
 
     def count_tokens(self, batch: dict[str, torch.Tensor]) -> int:
@@ -144,11 +203,24 @@ class LanguageTask:
                                label_smoothing=label_smoothing)
         return loss, int(batch["labels"].numel())
 
+    def eval_count(self) -> int:
+        """How many validation windows there are (at most ``eval_windows``)."""
+        n = (self.split_length("val") - 1) // self.cfg.context
+        return n if self.cfg.eval_windows is None else min(n, self.cfg.eval_windows)
+
+    def eval_batches(self, batch_size: int) -> Iterator[torch.Tensor]:
+        """The validation windows, ``batch_size`` at a time: only one batch is ever read."""
+        n, t = self.eval_count(), self.cfg.context
+        for i in range(0, n, batch_size):
+            yield self.windows("val", torch.arange(i, min(i + batch_size, n)) * t, t + 1)
+
     def eval_windows(self) -> torch.Tensor:
+        """Every validation window at once (for small data; evaluation goes batch by batch)."""
+        if self.token_file() is not None:
+            empty = torch.zeros(0, self.cfg.context + 1, dtype=torch.long)
+            return torch.cat([empty, *self.eval_batches(self.cfg.eval_batch_size)])
         data, t = self.ids("val"), self.cfg.context
-        n = (len(data) - 1) // t
-        if self.cfg.eval_windows is not None:
-            n = min(n, self.cfg.eval_windows)
+        n = self.eval_count()
         return data[: n * t + 1].unfold(0, t + 1, t)[:n] if n else data.new_zeros(0, t + 1)
 
     input_files = ("chars.json", "tokenizer.json")
@@ -157,16 +229,14 @@ class LanguageTask:
         """Validation windows (inputs only), the split language-model analyses run on."""
         if split not in (None, "val"):
             raise ConfigError(f"language-model analyses run on the validation split, not {split!r}")
-        windows = self.eval_windows()
-        for i in range(0, len(windows), batch_size):
-            yield (windows[i : i + batch_size, :-1],), {"decoder": None}
+        for windows in self.eval_batches(batch_size):
+            yield (windows[:, :-1],), {"decoder": None}
 
     def evaluate(self, model) -> dict[str, float]:
-        windows = self.eval_windows()
         total, count = 0.0, 0
         device = module_device(model)
-        for i in range(0, len(windows), self.cfg.eval_batch_size):
-            w = windows[i : i + self.cfg.eval_batch_size].to(device)
+        for w in self.eval_batches(self.cfg.eval_batch_size):
+            w = w.to(device)
             logits = model(w[:, :-1]).float()
             total += F.cross_entropy(logits.reshape(-1, logits.shape[-1]), w[:, 1:].reshape(-1),
                                      reduction="sum").item()

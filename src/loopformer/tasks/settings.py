@@ -13,7 +13,7 @@ decide how long and where the run continues, not what it learns:
 
 * training: ``max_steps``, ``max_minutes``, ``eval_every``, ``log_every``, ``keep_last``,
   ``progress``, ``threads``, ``device``, ``compile``, ``fsdp``, ``find_unused_parameters``,
-  ``nonfinite``, ``max_skipped_steps``;
+  ``nonfinite``, ``max_skipped_steps``, ``tensorboard``;
 * model: ``activation_checkpointing``;
 * task: ``eval_batch_size``, ``eval_batch_sentences`` (the same figures in other batches).
 
@@ -41,7 +41,8 @@ from ..train.state import resolve
 
 CHANGEABLE_ON_RESUME: dict[str, frozenset[str]] = {
     "train": frozenset({"max_steps", "max_minutes", "eval_every", "log_every", "keep_last", "progress", "threads",
-                        "device", "compile", "fsdp", "find_unused_parameters", "nonfinite", "max_skipped_steps"}),
+                        "device", "compile", "fsdp", "find_unused_parameters", "nonfinite", "max_skipped_steps",
+                        "tensorboard"}),
     "model": frozenset({"activation_checkpointing"}),
     "task": frozenset({"eval_batch_size", "eval_batch_sentences"}),
 }

@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 from ..config import COUNT, PROBABILITY, Limit, check_fields, coerce_value
 from ..errors import ConfigError
 from ..device import check_device_name
+from .tensorboard import parse_mode
 
 SCHEDULES = ("inverse_sqrt", "cosine", "constant")
 
@@ -44,6 +45,8 @@ class TrainConfig:
     device: str = "auto"  # auto (a GPU when one is visible), cpu, cuda or cuda:N
     fsdp: bool = False  # under torchrun: shard parameters, gradients and optimizer state (FSDP2)
     compile: bool = False  # regional torch.compile of the Transformer layers (loopformer.compile)
+    # TensorBoard event files in <out>/tensorboard: auto (when the package is installed), on or off
+    tensorboard: str = "auto"
 
     LIMITS: ClassVar[dict[str, Limit]] = {
         "lr": Limit(0.0, open_lo=True), "warmup_steps": Limit(0, 10**9), "min_lr_ratio": Limit(0.0, 1.0),
@@ -62,6 +65,7 @@ class TrainConfig:
         if self.nonfinite not in ("stop", "skip"):
             raise ConfigError(f"nonfinite must be stop or skip; got {self.nonfinite!r}")
         check_device_name(self.device)
+        self.tensorboard = parse_mode(self.tensorboard)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

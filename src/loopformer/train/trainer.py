@@ -33,6 +33,7 @@ from .config import TrainConfig, lr_at
 from .distributed import all_sum, barrier, current, shard
 from .optim import build_optimizer
 from .state import optimizer_state_from_flat, read_training_state, resolve, restore_rng, write_checkpoint
+from .tensorboard import FOLDER as EVENTS_FOLDER, EventLog
 
 
 class TrainingError(LoopformerError):
@@ -94,6 +95,7 @@ class Trainer:
         self._stop_signal: int | None = None
         self._skipped = 0  # consecutive skipped steps (nonfinite=skip)
         self._finite_step = 0  # the last step count at which the weights were seen finite
+        self.events = EventLog(self.out / EVENTS_FOLDER, cfg.tensorboard)  # rank 0 writes them
 
     # --- checkpoints ---------------------------------------------------------------------
 
@@ -248,6 +250,7 @@ class Trainer:
                     raise
         except OSError as exc:
             raise TrainingError(f"cannot append to {path}: {exc.strerror or exc}; {self._last_good()}") from None
+        self.events.write(record)  # never raises: a failure is one warning and the events stop
 
     def _budget_left(self) -> bool:
         if self.step >= self.cfg.max_steps:
@@ -301,6 +304,7 @@ class Trainer:
             torch.manual_seed(cfg.seed)
         self.model.train()
         self._finite_step, self._skipped = self.step, 0  # saved and fresh weights are finite
+        self.events.start(self.step)
         bar = _progress(cfg, self.step) if self.dist.is_main else None
         handlers = self._install_signal_handlers()
         self._reset_window()
@@ -325,6 +329,7 @@ class Trainer:
                 f"interrupted twice at step {self.step}; the last checkpoint in {self.out / 'last'} is untouched"
             ) from None
         finally:
+            self.events.close()
             if bar is not None:
                 bar.close()
             for sig, old in handlers:
@@ -425,7 +430,7 @@ class Trainer:
         losses = self._window_losses
         rec = {"step": self.step, "kind": "train", "loss": sum(losses) / len(losses),
                "lr": lr_at(self.cfg, self.step - 1), "tokens_per_s": tps,
-               "train_seconds": self.train_seconds, "epoch": self.epoch}
+               "train_seconds": self.train_seconds, "tokens_seen": self.tokens_seen, "epoch": self.epoch}
         self._log(rec)
         if bar is not None:
             bar.set_postfix(loss=f"{rec['loss']:.3f}", tok_s=f"{tps:,.0f}", lr=f"{rec['lr']:.2e}")
