@@ -4,8 +4,10 @@ built-in registry, side by side (docs/results/your_data.md).
 ``python -m reports your_data --translation`` trains the translation pair (Multi30k
 En→De through the registry, then through ``data=`` on its files), resumably, one JSON
 per finished run in docs/results/your_data/; the image-folder and token-file records
-come from ``reports.your_data_images`` and ``reports.your_data_text``. Without options
-the page is only rebuilt from the records.
+come from ``reports.your_data_images`` and ``reports.your_data_text``. ``--curves``
+draws each pair's curves with ``loopformer plot`` from the run directories under
+``--runs`` (where the pairs were trained). Without options the page is only rebuilt
+from the records.
 """
 
 from __future__ import annotations
@@ -71,6 +73,27 @@ def translation_record(source: str, seed: int, args: list[str], results: dict, s
     }
 
 
+def draw_curves(runs: Path) -> None:
+    """One ``loopformer plot`` figure per pair whose two run directories exist, and the
+    page section showing them with the command that drew them."""
+    from loopformer.cli import main as cli
+
+    lines = ["## Curves: `loopformer plot`", ""]
+    for pair, title in (("translation", "translation pair"), ("vision", "image pair")):
+        dirs = sorted(runs.glob(f"{pair}-*-s0"))
+        if len(dirs) < 2:
+            continue
+        png = RECORDS / f"curves-{pair}.png"
+        args = ["plot", *map(str, dirs), "--out", str(png)]
+        if cli(args) != 0:
+            raise SystemExit(f"loopformer plot failed on {dirs}")
+        shown = " ".join(["loopformer", "plot", *(f"runs/your-data/{d.name}" for d in dirs),
+                          "--out", f"docs/results/your_data/{png.name}"])
+        lines += [f"The {title}, training loss, validation loss and the task metric on shared axes:", "",
+                  f"    {shown}", "", f"![{title}](your_data/{png.name})", ""]
+    (RECORDS / "curves.md").write_text("\n".join(lines))
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = parser("your_data", __doc__)
     ap.add_argument("--translation", action="store_true", help="train the translation pair that is missing")
@@ -79,10 +102,14 @@ def main(argv: list[str] | None = None) -> int:
                     help="the folder of Multi30k's files (default: $LOOPFORMER_DATA_MIRROR/multi30k)")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--steps", type=int, default=None, help="a budget other than the recipe's (smoke tests)")
+    ap.add_argument("--curves", action="store_true", help="draw each pair's curves (loopformer plot)")
+    ap.add_argument("--runs", default=str(RUNS / "your-data"), help="where the pairs' run directories are")
     args = ap.parse_args(argv)
     if args.translation:
         for seed in (int(s) for s in args.seeds.split(",")):
             train_translation_pair(seed, os.path.abspath(args.multi30k_dir), args.device, args.steps)
+    if args.curves:
+        draw_curves(Path(args.runs))
     page = RESULTS / "your_data.md"
     page.write_text(render(RECORDS))
     print(f"wrote {page}")

@@ -11,7 +11,9 @@ import pytest
 import torch
 
 from loopformer.data.download import DataError
-from loopformer.data.token_files import MANIFEST, TOKENS, Corpus, Prepare, TokenFile, cut, prepare_text
+from loopformer.data.corpus_sources import Corpus, cut
+from loopformer.data.prepare_tokens import Prepare, prepare_text
+from loopformer.data.token_files import MANIFEST, TOKENS, TokenFile
 from loopformer.data.tokenizer import EOS
 
 DOCS = ["To be, or not to be, that is the question:\nWhether 'tis nobler in the mind to suffer\n" * 8,
@@ -91,14 +93,14 @@ def test_a_prepared_folder_is_refused_without_force(sources, tmp_path):
 
 
 def test_an_interrupted_prepare_leaves_no_complete_looking_folder(sources, tmp_path, monkeypatch):
-    from loopformer.data import token_files
+    from loopformer.data import prepare_tokens
 
     prepare(sources, tmp_path / "p", tokenizer="char")
 
     def boom(*args):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(token_files, "encode_batch", boom)
+    monkeypatch.setattr(prepare_tokens, "encode_batch", boom)
     with pytest.raises(KeyboardInterrupt):
         prepare(sources, tmp_path / "p", tokenizer="char", force=True)
     assert sorted(p.name for p in (tmp_path / "p").iterdir()) == ["chars.json"]

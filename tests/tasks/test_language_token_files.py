@@ -9,7 +9,9 @@ import pytest
 import torch
 
 from loopformer.cli import main
-from loopformer.data.token_files import Corpus, Prepare, TokenFile, prepare_text
+from loopformer.data.corpus_sources import Corpus
+from loopformer.data.prepare_tokens import Prepare, prepare_text
+from loopformer.data.token_files import TokenFile
 from loopformer.tasks.language import LanguageConfig, LanguageTask
 from loopformer.tasks.language_run import train_language
 

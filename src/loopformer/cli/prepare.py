@@ -46,7 +46,8 @@ def add_parser(sub) -> None:
 def cmd_prepare(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from ..data.token_files import Corpus, Prepare, prepare_text
+    from ..data.corpus_sources import Corpus
+    from ..data.prepare_tokens import Prepare, prepare_text
 
     if not args.files and args.hf_dataset is None:
         raise ConfigError("give corpus files, or --hf-dataset NAME")
