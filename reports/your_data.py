@@ -24,6 +24,7 @@ from .your_data_page import render
 
 RECORDS = RESULTS / "your_data"
 RECIPE = "configs/mt-small-cpu.yaml"
+SOURCES = ("registry", "files")
 
 
 def translation_command(source: str, seed: int, out: Path, multi30k_dir: str) -> list[str]:
@@ -37,11 +38,12 @@ def translation_command(source: str, seed: int, out: Path, multi30k_dir: str) ->
     return args
 
 
-def train_translation_pair(seed: int, multi30k_dir: str, device: str, steps: int | None) -> None:
+def train_translation_pair(seed: int, multi30k_dir: str, device: str, steps: int | None,
+                           sources: tuple[str, ...] = SOURCES) -> None:
     from loopformer.cli import main
     from loopformer.train.state import resolve
 
-    for source in ("registry", "files"):
+    for source in sources:
         record = RECORDS / f"translation-{source}-s{seed}.json"
         if record.exists():
             continue
@@ -98,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = parser("your_data", __doc__)
     ap.add_argument("--translation", action="store_true", help="train the translation pair that is missing")
     ap.add_argument("--seeds", default="0")
+    ap.add_argument("--sources", default=",".join(SOURCES), help="which runs of the pair (side by side: one each)")
     ap.add_argument("--multi30k-dir", default=os.path.join(os.environ.get("LOOPFORMER_DATA_MIRROR", ""), "multi30k"),
                     help="the folder of Multi30k's files (default: $LOOPFORMER_DATA_MIRROR/multi30k)")
     ap.add_argument("--device", default="auto")
@@ -107,7 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.translation:
         for seed in (int(s) for s in args.seeds.split(",")):
-            train_translation_pair(seed, os.path.abspath(args.multi30k_dir), args.device, args.steps)
+            train_translation_pair(seed, os.path.abspath(args.multi30k_dir), args.device, args.steps,
+                                   tuple(args.sources.split(",")))
     if args.curves:
         draw_curves(Path(args.runs))
     page = RESULTS / "your_data.md"

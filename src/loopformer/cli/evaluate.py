@@ -76,6 +76,8 @@ def _eval_vision(args: argparse.Namespace) -> int:
 
     if args.split not in (None, "val", "test"):
         raise ConfigError(f"a vision checkpoint is evaluated on val or test, not {args.split!r}")
+    if args.confusion is not None:  # a bad output path fails in a second, before any loading
+        output_file(args.confusion, "confusion matrix")
     model, task = load_vision_checkpoint(args.checkpoint)
     split = args.split or task.cfg.test_split  # the run's test split: a folder may have no test/
     figure = None
