@@ -75,14 +75,14 @@ def translation_record(source: str, seed: int, args: list[str], results: dict, s
     }
 
 
-def draw_curves(runs: Path) -> None:
+def draw_curves(roots: list[Path]) -> None:
     """One ``loopformer plot`` figure per pair whose two run directories exist, and the
     page section showing them with the command that drew them."""
     from loopformer.cli import main as cli
 
     lines = ["## Curves: `loopformer plot`", ""]
     for pair, title in (("translation", "translation pair"), ("vision", "image pair")):
-        dirs = sorted(runs.glob(f"{pair}-*-s0"))
+        dirs = sorted((d for root in roots for d in root.glob(f"{pair}-*-s0")), key=lambda d: d.name)
         if len(dirs) < 2:
             continue
         png = RECORDS / f"curves-{pair}.png"
@@ -106,14 +106,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--steps", type=int, default=None, help="a budget other than the recipe's (smoke tests)")
     ap.add_argument("--curves", action="store_true", help="draw each pair's curves (loopformer plot)")
-    ap.add_argument("--runs", default=str(RUNS / "your-data"), help="where the pairs' run directories are")
+    ap.add_argument("--runs", default=str(RUNS / "your-data"),
+                    help="where the pairs' run directories are (comma-separated folders)")
     args = ap.parse_args(argv)
     if args.translation:
         for seed in (int(s) for s in args.seeds.split(",")):
             train_translation_pair(seed, os.path.abspath(args.multi30k_dir), args.device, args.steps,
                                    tuple(args.sources.split(",")))
     if args.curves:
-        draw_curves(Path(args.runs))
+        draw_curves([Path(p) for p in args.runs.split(",")])
     page = RESULTS / "your_data.md"
     page.write_text(render(RECORDS))
     print(f"wrote {page}")

@@ -221,9 +221,44 @@ def run_table(runs: list[dict]) -> list[str]:
         a, b = pair["registry"]["test_accuracy"], pair["folder"]["test_accuracy"]
         lines.append(f"Seed {seed}: test accuracy {a:.2f}% from the registry, {b:.2f}% from the folder "
                      f"(difference {b - a:+.2f} points).")
+    lines += noise_sentence(by_seed)
     ordered = sorted(runs, key=lambda r: (r["seed"], SOURCES.index(r["source"])))
     lines += ["", "Commands:", ""] + [f"    {r['command']}" for r in ordered] + [""]
+    folder = [r for r in ordered if r["source"] == "folder" and "confusion" in r]
+    if folder:
+        lines += confusion_table(folder[0])
     return lines
+
+
+def noise_sentence(by_seed: dict[int, dict[str, dict]]) -> list[str]:
+    """The registry-folder gap set against the seed-to-seed spread of each source, once
+    two seeds of both are done."""
+    full = {seed: pair for seed, pair in by_seed.items() if set(pair) == set(SOURCES)}
+    if len(full) < 2:
+        return ["", "Seed noise: one seed per source so far; the comparison with the seed-to-seed spread needs "
+                "a second (`compare --seeds 0,1`)."]
+    acc = {src: [full[s][src]["test_accuracy"] for s in sorted(full)] for src in SOURCES}
+    spread = max(max(v) - min(v) for v in acc.values())
+    means = {src: sum(v) / len(v) for src, v in acc.items()}
+    gap = means["folder"] - means["registry"]
+    verdict = "within" if abs(gap) <= spread else "outside"
+    return ["", f"Over seeds {', '.join(map(str, sorted(full)))}: mean test accuracy {means['registry']:.2f}% "
+            f"(registry) and {means['folder']:.2f}% (folder), a gap of {gap:+.2f} points, {verdict} the "
+            f"largest seed-to-seed spread of either source ({spread:.2f} points)."]
+
+
+def confusion_table(run: dict) -> list[str]:
+    """The folder run's confusion matrix (rows: true class, columns: predicted), with the
+    class names it read from the folder."""
+    names = list(run.get("per_class") or {}) or [str(i) for i in range(len(run["confusion"]))]
+    lines = [f"Confusion matrix of the folder run, seed {run['seed']} (rows: true class, columns: predicted; "
+             f"{run['test_accuracy']:.2f}% on {run['test_images']:,} test images):", "",
+             "| true \\ predicted | " + " | ".join(str(i) for i in range(len(names))) + " |",
+             "|---|" + "---|" * len(names)]
+    for i, (name, row) in enumerate(zip(names, run["confusion"])):
+        lines.append(f"| {i} {name} | " + " | ".join(f"**{v}**" if j == i else str(v) for j, v in enumerate(row))
+                     + " |")
+    return lines + [""]
 
 
 # --- command line -----------------------------------------------------------------------------

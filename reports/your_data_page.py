@@ -46,7 +46,10 @@ def translation_section(folder: Path) -> str:
         t16, t17 = test_scores(r)
         lines.append(f"| {r['source']} | {r['seed']} | {r['steps']:,} | {r['best_val_bleu']:.2f} | "
                      f"{r['length_penalty']} | {t16:.2f} | {t17:.2f} | {r['train_seconds'] / 60:.1f} | {r['device']} |")
-    lines += ["", *agreement(runs), "", "Commands:", ""]
+    lines += ["", *agreement(runs), "",
+              "Both ran with `LOOPFORMER_DATA_MIRROR` pointing at the offline mirror (`/work/shared/data`), so "
+              "the registry and `data=` read the very same files; each shared the 2-core CPU with two to three "
+              "other runs (1 thread each), which is what the training minutes measure.", "", "Commands:", ""]
     lines += [f"    {r['command']}" for r in runs]
     lines += ["", f"sacreBLEU signature: `{next(iter(runs[0]['tests'].values()))['signature']}`", ""]
     return "\n".join(lines)
