@@ -118,6 +118,20 @@ def _language(row: Row, name: str, seed: int, steps: int, device: str, out: Path
     }
 
 
+def train_with_cli(args: list[str], out: Path) -> dict:
+    """Run ``loopformer <args>`` (training into ``out``) in this process, resuming the run
+    when ``out`` holds a checkpoint; returns its ``results.json``. Pages whose records are
+    command lines (the your-data comparisons) train through the CLI this way."""
+    from loopformer.cli import main
+    from loopformer.train.state import resolve
+
+    resume = ["--resume"] if resolve(out / "last") is not None else []
+    print("== loopformer", " ".join(args + resume), flush=True)
+    if main(args + resume) != 0:
+        raise SystemExit(f"the run in {out} failed")
+    return json.loads((out / "results.json").read_text())
+
+
 def generation_speed(model, task, tokens: int = 200) -> tuple[float, str]:
     """Tokens/s of KV-cached sampling (batch 1, after a short prompt) and the text."""
     import torch

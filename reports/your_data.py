@@ -19,7 +19,7 @@ from pathlib import Path
 
 from .paths import RESULTS, ROOT, RUNS
 from .runner import parser
-from .training import run_context
+from .training import run_context, train_with_cli
 from .your_data_page import render
 
 RECORDS = RESULTS / "your_data"
@@ -40,9 +40,6 @@ def translation_command(source: str, seed: int, out: Path, multi30k_dir: str) ->
 
 def train_translation_pair(seed: int, multi30k_dir: str, device: str, steps: int | None,
                            sources: tuple[str, ...] = SOURCES) -> None:
-    from loopformer.cli import main
-    from loopformer.train.state import resolve
-
     for source in sources:
         record = RECORDS / f"translation-{source}-s{seed}.json"
         if record.exists():
@@ -50,12 +47,8 @@ def train_translation_pair(seed: int, multi30k_dir: str, device: str, steps: int
         out = RUNS / "your-data" / f"translation-{source}-s{seed}"
         args = translation_command(source, seed, out, multi30k_dir) + [f"device={device}"]
         args += [f"max_steps={steps}"] if steps else []
-        resume = ["--resume"] if resolve(out / "last") is not None else []
         started = time.time()
-        print("== loopformer", " ".join(args + resume), flush=True)
-        if main(args + resume) != 0:
-            raise SystemExit(f"the {source} run failed")
-        results = json.loads((out / "results.json").read_text())
+        results = train_with_cli(args, out)
         RECORDS.mkdir(parents=True, exist_ok=True)
         record_data = translation_record(source, seed, args, results, started, device)
         record.write_text(json.dumps(record_data, indent=1) + "\n")

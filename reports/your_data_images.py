@@ -130,8 +130,7 @@ def vision_command(source: str, seed: int, out: Path, tree: Path, steps: int, ev
 
 def train_pair(seed: int, tree: Path, steps: int, eval_every: int, device: str) -> None:
     """Both runs of a seed that have no record yet, each resumed from its checkpoint if any."""
-    from loopformer.cli import main
-    from loopformer.train.state import resolve
+    from .training import train_with_cli
 
     for source in SOURCES:
         record = RECORDS / f"vision-{source}-s{seed}.json"
@@ -140,12 +139,8 @@ def train_pair(seed: int, tree: Path, steps: int, eval_every: int, device: str) 
             continue
         out = RUNS / "your-data" / f"vision-{source}-s{seed}"
         args = vision_command(source, seed, out, tree, steps, eval_every) + [f"device={device}"]
-        resume = ["--resume"] if resolve(out / "last") is not None else []
         started = time.time()
-        print("== loopformer", " ".join(args + resume), flush=True)
-        if main(args + resume) != 0:
-            raise SystemExit(f"the {source} run failed")
-        results = json.loads((out / "results.json").read_text())
+        results = train_with_cli(args, out)
         RECORDS.mkdir(parents=True, exist_ok=True)
         rec = vision_record(source, seed, args, results, time.time() - started, device)
         record.write_text(json.dumps(rec, indent=1) + "\n")
