@@ -87,8 +87,8 @@ class Recorder(LevelAdapter):
 class Twice(FullResolution):
     """A schedule of the test's own: every iteration runs the core twice."""
 
-    def iterate(self, t, h, shared, core):
-        return core(t, core(t, h, shared), shared)
+    def iterate(self, t, level, h, shared, core):
+        return core(t, level, core(t, level, h, shared), shared)
 
 
 def test_adapters_and_schedules_are_injected_objects():
@@ -102,8 +102,8 @@ def test_adapters_and_schedules_are_injected_objects():
         got = stack(h, SharedInputs())
         # twice per iteration, the adapter's shift before each iteration: a 4-loop plain stack
         # whose input for loops 0-1 and 2-3 carries those shifts reproduces it
-        want = plain.run_core(0, plain.run_core(0, h + 0.1, SharedInputs()), SharedInputs())
-        want = plain.run_core(1, plain.run_core(1, want + 0.2, SharedInputs()), SharedInputs())
+        want = plain.run_core(0, 0, plain.run_core(0, 0, h + 0.1, SharedInputs()), SharedInputs())
+        want = plain.run_core(1, 1, plain.run_core(1, 1, want + 0.2, SharedInputs()), SharedInputs())
     assert torch.equal(got, want)
     assert adapter.asked[:5] == [("enter", 0), ("hooks", 0, 0), ("hooks", 0, 1), ("hooks", 0, 0), ("hooks", 0, 1)]
 

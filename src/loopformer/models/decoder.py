@@ -12,6 +12,7 @@ from ..layers.cache import KVCache
 from ..layers.masks import build_mask
 from .base import LoopformerModel, TextInput, make_rotary
 from .build import build_stack
+from .depth import run_depth
 
 
 class CausalLM(LoopformerModel):
@@ -37,10 +38,16 @@ class CausalLM(LoopformerModel):
         """An empty decoding cache of the kind this model's stack needs."""
         return self.decoder.new_cache()
 
-    def forward(self, tokens: Tensor, padding_mask: Tensor | None = None, cache: KVCache | None = None) -> Tensor:
+    def forward(self, tokens: Tensor, padding_mask: Tensor | None = None, cache: KVCache | None = None,
+                loops: int | None = None) -> Tensor:
         """Logits (B, T, V). With a cache (see :meth:`new_cache`), ``tokens`` are the new
         positions only and ``padding_mask`` (True = padding, e.g. left padding of prompts)
-        covers them; a SpiralFormer cache refuses padding (its chunks count from position 0)."""
+        covers them; a SpiralFormer cache refuses padding (its chunks count from position 0).
+        ``loops`` runs the looped core that many times (``models.depth.run_depth`` sets
+        loops, level rule and early exit for a whole generation)."""
+        if loops is not None:
+            with run_depth(self, loops=loops):
+                return self.forward(tokens, padding_mask, cache)
         offset = cache.length if cache is not None else 0
         t = tokens.shape[1]
         pad = padding_mask
@@ -53,6 +60,8 @@ class CausalLM(LoopformerModel):
             cache=cache,
             position_offset=offset,
             token_embeddings=x,
+            readout=self.readout,
+            padding=padding_mask,
         )
         h = self.decoder(x, shared)
         if cache is not None:
@@ -60,6 +69,10 @@ class CausalLM(LoopformerModel):
         if self.final_norm is not None:
             h = self.final_norm(h)
         return self.output(h)
+
+    def readout(self, h: Tensor) -> Tensor:
+        """Logits read off a loop state (early exit's predictions)."""
+        return self.output(self.final_norm(h) if self.final_norm is not None else h)
 
 
 def scale_output_projections(stack: nn.Module, depth: int) -> None:

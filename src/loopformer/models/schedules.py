@@ -1,7 +1,8 @@
 """Loop schedules: at which resolution each iteration of a looped core runs.
 
-A schedule gets the token states entering iteration ``t`` and a function that runs the
-shared core once (``core(t, z, shared)``, with the stack's adapter hooks, observers and
+A schedule gets the token states entering iteration ``t`` (which runs trained level
+``level``'s parameters, see ``models/depth.py``) and a function that runs the shared
+core once (``core(t, level, z, shared)``, with the stack's adapter hooks, observers and
 activation checkpointing), and returns the iteration's token-level output. It also makes
 the decoding cache it needs, so that task models decode every schedule the same way.
 
@@ -18,8 +19,8 @@ from torch import Tensor, nn
 from ..layers.block import SharedInputs
 from ..layers.cache import KVCache
 
-#: runs the shared core once: (iteration t, states, shared inputs) -> states
-CoreFn = Callable[[int, Tensor, SharedInputs], Tensor]
+#: runs the shared core once: (iteration t, level, states, shared inputs) -> states
+CoreFn = Callable[[int, int, Tensor, SharedInputs], Tensor]
 
 
 class LoopSchedule(nn.Module):
@@ -33,16 +34,16 @@ class LoopSchedule(nn.Module):
     #: are also shown the token states after each iteration, as ``("level", t)``
     reports_token_states: bool = False
 
-    def iterate(self, t: int, h: Tensor, shared: SharedInputs, core: CoreFn) -> Tensor:
+    def iterate(self, t: int, level: int, h: Tensor, shared: SharedInputs, core: CoreFn) -> Tensor:
         raise NotImplementedError
 
-    def new_cache(self) -> KVCache:
-        """An empty cache for token-by-token decoding through the stack."""
+    def new_cache(self, loops: int) -> KVCache:
+        """An empty cache for token-by-token decoding through ``loops`` iterations."""
         return KVCache()
 
 
 class FullResolution(LoopSchedule):
     """Every iteration runs the core on the token states (with the token cache, if any)."""
 
-    def iterate(self, t: int, h: Tensor, shared: SharedInputs, core: CoreFn) -> Tensor:
-        return core(t, h, shared)
+    def iterate(self, t: int, level: int, h: Tensor, shared: SharedInputs, core: CoreFn) -> Tensor:
+        return core(t, level, h, shared)

@@ -10,6 +10,7 @@ from ..layers.cache import KVCache
 from ..layers.masks import AttnMask, build_mask
 from .base import LoopformerModel, TextInput, make_rotary
 from .build import build_stack
+from .depth import run_depth
 
 
 class Seq2SeqModel(LoopformerModel):
@@ -43,7 +44,8 @@ class Seq2SeqModel(LoopformerModel):
         h = self.src_input(src)
         mask = build_mask(src.shape[1], src.shape[1], src_padding_mask, False, src.device)
         rope = self.rotary(src.shape[1]) if self.rotary is not None else None
-        h = self.encoder(h, SharedInputs(self_mask=mask, rope=rope))
+        shared = SharedInputs(self_mask=mask, rope=rope, exit_scope="sequence", padding=src_padding_mask)
+        h = self.encoder(h, shared)
         if self.enc_norm is not None:
             h = self.enc_norm(h)
         return h, src_padding_mask
@@ -73,7 +75,7 @@ class Seq2SeqModel(LoopformerModel):
         rope = self.rotary(t, offset) if self.rotary is not None else None
         shared = SharedInputs(
             self_mask=self_mask, memory=memory, memory_mask=mem_mask, rope=rope, cache=cache,
-            position_offset=offset,
+            position_offset=offset, readout=self.readout, padding=tgt_padding_mask,
         )
         h = self.decoder(self.tgt_input(tgt, offset), shared)
         if cache is not None:
@@ -82,6 +84,15 @@ class Seq2SeqModel(LoopformerModel):
             h = self.dec_norm(h)
         return self.output(h)
 
-    def forward(self, src: Tensor, tgt: Tensor, src_padding_mask: Tensor | None = None) -> Tensor:
+    def readout(self, h: Tensor) -> Tensor:
+        """Logits read off a decoder loop state (early exit's predictions)."""
+        return self.output(self.dec_norm(h) if self.dec_norm is not None else h)
+
+    def forward(self, src: Tensor, tgt: Tensor, src_padding_mask: Tensor | None = None,
+                loops: int | None = None) -> Tensor:
+        """Teacher-forced logits; ``loops`` runs both looped stacks that many times."""
+        if loops is not None:
+            with run_depth(self, loops=loops):
+                return self.forward(src, tgt, src_padding_mask)
         memory, mem_pad = self.encode(src, src_padding_mask)
         return self.decode(tgt, memory, mem_pad)

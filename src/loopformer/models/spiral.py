@@ -75,25 +75,27 @@ class SpiralSchedule(LoopSchedule, nn.ModuleList):
         self.register_buffer("latent_cos", latent_rotary.cos if latent_rotary else None, persistent=False)
         self.register_buffer("latent_sin", latent_rotary.sin if latent_rotary else None, persistent=False)
 
-    def new_cache(self) -> SpiralCache:
-        return SpiralCache(len(self))
+    def new_cache(self, loops: int) -> SpiralCache:
+        return SpiralCache(loops)
 
-    def iterate(self, t: int, h: Tensor, shared: SharedInputs, core: CoreFn) -> Tensor:
-        level = self[t]
+    def iterate(self, t: int, level: int, h: Tensor, shared: SharedInputs, core: CoreFn) -> Tensor:
+        """Iteration ``t`` at the resolution (and with the parameters) of trained level ``level``."""
+        lv = self[level]
         if shared.cache is not None:
-            if not isinstance(shared.cache, SpiralCache):
-                raise TypeError("a spiral loop decodes with the cache its model's new_cache() makes")
+            if not isinstance(shared.cache, SpiralCache) or t >= len(shared.cache.levels):
+                raise TypeError("a spiral loop decodes with the cache its model's new_cache() makes, for its loops")
             st, i = shared.cache.levels[t], shared.position_offset
+            step = (t, level)
             if h.shape[1] == 1:
-                return self._step(t, level, h, st, i, core)
-            return torch.cat([self._step(t, level, h[:, k : k + 1], st, i + k, core) for k in range(h.shape[1])], 1)
-        if level.identity:
-            return core(t, h, shared)
-        return self._pooled(t, level, h, core)
+                return self._step(step, lv, h, st, i, core)
+            return torch.cat([self._step(step, lv, h[:, k : k + 1], st, i + k, core) for k in range(h.shape[1])], 1)
+        if lv.identity:
+            return core(t, level, h, shared)
+        return self._pooled((t, level), lv, h, core)
 
     # --- the full sequence -------------------------------------------------------------
 
-    def _pooled(self, t: int, level: SpiralLevel, h: Tensor, core: CoreFn) -> Tensor:
+    def _pooled(self, step: tuple[int, int], level: SpiralLevel, h: Tensor, core: CoreFn) -> Tensor:
         b, length, d = h.shape
         left, right = level.layout(length)
         n = (left + length + right) // level.g
@@ -106,17 +108,19 @@ class SpiralSchedule(LoopSchedule, nn.ModuleList):
             pos = level.latent_positions(n, length, self.position_kind, h.device)
             rope = (self.latent_cos[pos], self.latent_sin[pos])
         latent_shared = SharedInputs(self_mask=AttnMask(is_causal=True), rope=rope)
-        u = level.up(core(t, z, latent_shared)).reshape(b, n * level.g, d)[:, left : left + length]
+        u = level.up(core(*step, z, latent_shared)).reshape(b, n * level.g, d)[:, left : left + length]
         s = min(level.shift, length)
         return torch.cat([u.new_zeros(b, s, d), u[:, : length - s]], dim=1)
 
     # --- one token at a time -------------------------------------------------------------
 
-    def _step(self, t: int, level: SpiralLevel, h: Tensor, st: LevelState, i: int, core: CoreFn) -> Tensor:
-        """Token ``i`` (B, 1, d) through iteration ``t``: the core runs if it closes a chunk."""
+    def _step(self, step: tuple[int, int], level: SpiralLevel, h: Tensor, st: LevelState, i: int,
+              core: CoreFn) -> Tensor:
+        """Token ``i`` (B, 1, d) through iteration ``step = (t, level)``: the core runs if
+        it closes a chunk."""
         b, _, d = h.shape
         if level.identity:
-            out = core(t, h, self._latent_shared(st, i, h.device))
+            out = core(*step, h, self._latent_shared(st, i, h.device))
             st.cache.advance(1)
             st.closed += 1
             return out
@@ -129,7 +133,7 @@ class SpiralSchedule(LoopSchedule, nn.ModuleList):
             chunk[:, 0, first_slot:] = torch.stack(st.pending, dim=1)
             present = torch.zeros(1, g, dtype=torch.bool, device=h.device)
             present[0, first_slot:] = True
-            z = core(t, level.down(chunk, present), self._latent_shared(st, i, h.device))
+            z = core(*step, level.down(chunk, present), self._latent_shared(st, i, h.device))
             st.cache.advance(1)
             st.closed += 1
             st.outputs[c] = level.up(z)[:, 0]

@@ -6,16 +6,23 @@ adapter (``models/levels.py``: what tells the iterations apart). The stack owns 
 once for all of them: the iteration, the state update between iterations
 (``models/state.py``), activation checkpointing of each core layer application, the
 decoding cache (:meth:`LoopedStack.new_cache`; a forward given one decodes the new
-positions) and observers for analysis (free when unused).
+positions), observers for analysis (free when unused) and the depth plan
+(``models/depth.py``: how many loops run, which trained level each runs, early exit).
 """
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
+import torch
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from ..layers.block import SharedInputs
 from ..layers.cache import KVCache
+from ..errors import ConfigError
+from .depth import TRAINED, DepthPlan
+from .early_exit import ExitTracker
 from .levels import LevelAdapter
 from .observers import Observable
 from .schedules import FullResolution, LoopSchedule
@@ -49,6 +56,7 @@ class LoopedStack(Observable, nn.Module):
             self._modules[name] = module
         self.state = state
         self.activation_checkpointing = activation_checkpointing
+        self.plan: DepthPlan = TRAINED  # set for a while by models.depth.run_depth
         self._init_observers()
 
     @property
@@ -65,30 +73,76 @@ class LoopedStack(Observable, nn.Module):
         return len(self.prelude) + len(self.core) * self.n_loops + len(self.coda)
 
     def new_cache(self) -> KVCache:
-        """An empty decoding cache of the kind this stack's schedule needs."""
-        return self.schedule.new_cache()
+        """An empty decoding cache of the kind this stack's schedule needs (for the
+        current plan's number of loops)."""
+        return self.schedule.new_cache(self.plan.count(self.n_loops))
+
+    def check_plan(self, plan: DepthPlan) -> None:
+        """Refuse a plan this stack cannot run, before anything runs."""
+        if plan.exit is not None and not isinstance(self.schedule, FullResolution):
+            raise ConfigError(
+                "early exit applies to full-resolution loops only: a SpiralFormer level delivers its chunk "
+                "outputs to later tokens, so no token can skip it"
+            )
 
     def forward(self, h: Tensor, shared: SharedInputs) -> Tensor:
         """Token states (B, T, d) through the stack; with ``shared.cache``, ``h`` holds the
         new positions only (the task model advances the cache afterwards)."""
         h = self._apply_once("prelude", h, shared)
-        schedule, adapter = self.schedule, self.adapter
+        plan = self.plan
+        levels = plan.levels(self.n_loops)
         memo = self.state.begin(h, shared) if self.state is not None else None
-        for t in range(self.n_loops):
-            h = schedule.iterate(t, adapter.enter(t, h, shared), shared, self.run_core)
-            if self.state is not None:
-                h = self.state.update(t, h, memo)
-            if self._observers and schedule.reports_token_states:
-                self._emit(("level", t), h)
+        tracker = ExitTracker(plan.exit, h, shared) if plan.exit is not None and levels else None
+        no_grad_until = 0
+        if plan.backprop_loops is not None and torch.is_grad_enabled():
+            no_grad_until = len(levels) - plan.backprop_loops
+        for t, level in enumerate(levels):
+            with torch.no_grad() if t < no_grad_until else nullcontext():
+                new = self._iterate(t, level, h, shared, memo)
+            if tracker is None:
+                h = new
+                continue
+            h = tracker.step(t, h, new)
+            if tracker.finished:
+                self.fill_cache(levels, t + 1, h, shared)
+                break
+        if tracker is not None and plan.meter is not None:
+            plan.meter.add(tracker.used, tracker.ignore)
         return self._apply_once("coda", h, shared)
 
-    def run_core(self, t: int, z: Tensor, shared: SharedInputs) -> Tensor:
-        """The shared core once, at iteration ``t``, on ``z`` (token states or a
-        schedule's latents), each layer with the adapter's hooks for ``(t, j)``."""
+    def _iterate(self, t: int, level: int, h: Tensor, shared: SharedInputs, memo: dict | None) -> Tensor:
+        """Iteration ``t`` of the loop, running trained level ``level``'s parameters."""
+        h = self.schedule.iterate(t, level, self.adapter.enter(level, h, shared), shared, self.run_core)
+        if self.state is not None:
+            h = self.state.update(level, h, memo)
+        if self._observers and self.schedule.reports_token_states:
+            self._emit(("level", t), h)
+        return h
+
+    def fill_cache(self, levels: list[int], start: int, h: Tensor, shared: SharedInputs) -> None:
+        """Iterations ``start`` onwards for positions that have all exited: only the keys
+        and values later tokens will attend to, computed from the frozen states ``h``
+        (nothing without a cache; the last core layer skips its attention and FFN)."""
+        if shared.cache is None:
+            return
+        adapter, last = self.adapter, len(self.core) - 1
+        for t in range(start, len(levels)):
+            z = adapter.enter(levels[t], h, shared)
+            for j, layer in enumerate(self.core):
+                hooks = adapter.hooks(levels[t], j)
+                if j < last:
+                    z = layer(z, hooks, shared, (t, j))
+                else:
+                    layer.write_kv(z, hooks, shared, (t, j))
+
+    def run_core(self, t: int, level: int, z: Tensor, shared: SharedInputs) -> Tensor:
+        """The shared core once, at iteration ``t`` with trained level ``level``'s
+        parameters, on ``z`` (token states or a schedule's latents). The cache and
+        observers know the application as ``(t, j)``: repeated levels stay apart."""
         recompute = self.activation_checkpointing and self.training and shared.cache is None
         adapter = self.adapter
         for j, layer in enumerate(self.core):
-            hooks = adapter.hooks(t, j)
+            hooks = adapter.hooks(level, j)
             if recompute:
                 z = checkpoint(layer, z, hooks, shared, (t, j), use_reentrant=False)
             else:

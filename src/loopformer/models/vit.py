@@ -12,6 +12,7 @@ from ..layers.masks import AttnMask
 from ..layers.positions import LearnedPositions, SinusoidalPositions
 from .base import LoopformerModel
 from .build import build_stack
+from .depth import run_depth
 
 
 class ViTClassifier(LoopformerModel):
@@ -48,8 +49,16 @@ class ViTClassifier(LoopformerModel):
         x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1).to(x.dtype), x], dim=1)
         if self.positions is not None:
             x = x + self.positions(self.n_tokens).to(x.dtype)
-        h = self.encoder(self.dropout(x), SharedInputs(self_mask=AttnMask()))
-        return self.final_norm(h)
+        shared = SharedInputs(self_mask=AttnMask(), readout=self.readout, exit_scope="sequence")
+        return self.final_norm(self.encoder(self.dropout(x), shared))
 
-    def forward(self, images: Tensor) -> Tensor:
+    def readout(self, h: Tensor) -> Tensor:
+        """Class logits read off a loop state (early exit's predictions, per image)."""
+        return self.head(self.final_norm(h[:, 0]))
+
+    def forward(self, images: Tensor, loops: int | None = None) -> Tensor:
+        """Class logits; ``loops`` runs the looped encoder that many times."""
+        if loops is not None:
+            with run_depth(self, loops=loops):
+                return self.forward(images)
         return self.head(self.features(images)[:, 0])
