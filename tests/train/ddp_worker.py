@@ -3,6 +3,7 @@
     ddp_worker.py OUT MODEL [ddp|fsdp] [STEPS] [resume]
 """
 
+import os
 import sys
 
 from loopformer.tasks.language_run import train_language
@@ -17,7 +18,8 @@ ARGS = ["d_model=32", "n_heads=2", "d_ff=64", "dropout=0", "bias=false", "contex
 
 
 def args(steps: int = 3, mode: str = "ddp") -> list[str]:
-    return ARGS + [f"max_steps={steps}", f"fsdp={'true' if mode == 'fsdp' else 'false'}"]
+    extra = os.environ.get("DDP_WORKER_EXTRA", "").split()  # more key=value settings
+    return ARGS + [f"max_steps={steps}", f"fsdp={'true' if mode == 'fsdp' else 'false'}"] + extra
 
 
 if __name__ == "__main__":

@@ -21,8 +21,8 @@ def _worker():
     return ddp_worker
 
 
-def _torchrun(*args: str) -> None:
-    env = dict(os.environ, OMP_NUM_THREADS="1")
+def _torchrun(*args: str, extra: str = "") -> None:
+    env = dict(os.environ, OMP_NUM_THREADS="1", DDP_WORKER_EXTRA=extra)
     proc = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(WORKER),
          *args], env=env, capture_output=True, text=True, timeout=300,
@@ -79,3 +79,16 @@ def test_fsdp_checkpoint_resumes_exactly_and_in_one_process(tmp_path):
     _assert_same(single / "last", sharded / "last")
     worker.train_language("ringformer", "lm-char", worker.args(3), out=str(plain), text=worker.TEXT, resume=True)
     _assert_same(single / "last", plain / "last")
+
+
+def test_random_depth_training_on_two_ranks_matches_one_process(tmp_path, monkeypatch):
+    """Every rank draws the same loop count per step (a function of seed and step), and
+    steps with fewer loops than trained leave levels without gradient under DDP."""
+    extra = "depth_sampling=uniform loops_min=1 loops_max=5"
+    monkeypatch.setenv("DDP_WORKER_EXTRA", extra)
+    worker = _worker()
+    single = tmp_path / "single"
+    worker.train_language("ringformer", "lm-char", worker.args(4), out=str(single), text=worker.TEXT)
+    multi = tmp_path / "multi"
+    _torchrun(str(multi), "ringformer", "ddp", "4", extra=extra)
+    _assert_same(single / "last", multi / "last")

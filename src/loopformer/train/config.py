@@ -9,6 +9,8 @@ from typing import Any, ClassVar
 from ..config import COUNT, PROBABILITY, Limit, check_fields, coerce_value
 from ..errors import ConfigError
 from ..device import check_device_name
+from ..models.depth import LEVEL_RULES, MAX_LOOPS
+from .depth import DEPTH_SAMPLINGS
 from .tensorboard import parse_mode
 
 SCHEDULES = ("inverse_sqrt", "cosine", "constant")
@@ -47,6 +49,17 @@ class TrainConfig:
     compile: bool = False  # regional torch.compile of the Transformer layers (loopformer.compile)
     # TensorBoard event files in <out>/tensorboard: auto (when the package is installed), on or off
     tensorboard: str = "auto"
+    # training for a range of depths (train/depth.py): the loop count of each step is
+    # drawn (fixed, uniform, poisson_lognormal) from [loops_min, loops_max] (default
+    # [1, 2 x trained]); loops_sigma: the log-normal's spread; backprop_loops: gradients
+    # through the last k loops only; level_rule: the levels that loops beyond the trained
+    # count run (models/depth.py)
+    depth_sampling: str = "fixed"
+    loops_min: int | None = None
+    loops_max: int | None = None
+    loops_sigma: float | None = None
+    backprop_loops: int | None = None
+    level_rule: str = "repeat_last"
 
     LIMITS: ClassVar[dict[str, Limit]] = {
         "lr": Limit(0.0, open_lo=True), "warmup_steps": Limit(0, 10**9), "min_lr_ratio": Limit(0.0, 1.0),
@@ -56,6 +69,8 @@ class TrainConfig:
         "accum_steps": Limit(1, 10**6), "label_smoothing": PROBABILITY, "seed": Limit(0, 2**63 - 1),
         "eval_every": COUNT, "log_every": COUNT, "keep_last": Limit(1, 10**4),
         "threads": Limit(1, 1024), "max_skipped_steps": Limit(1, 10**6),
+        "loops_min": Limit(1, MAX_LOOPS), "loops_max": Limit(1, MAX_LOOPS), "loops_sigma": Limit(0.0, 4.0, open_lo=True),
+        "backprop_loops": Limit(1, MAX_LOOPS),
     }
 
     def __post_init__(self) -> None:
@@ -66,6 +81,19 @@ class TrainConfig:
             raise ConfigError(f"nonfinite must be stop or skip; got {self.nonfinite!r}")
         check_device_name(self.device)
         self.tensorboard = parse_mode(self.tensorboard)
+        self._check_depth()
+
+    def _check_depth(self) -> None:
+        if self.depth_sampling not in DEPTH_SAMPLINGS:
+            raise ConfigError(f"depth_sampling must be one of {', '.join(DEPTH_SAMPLINGS)}; got {self.depth_sampling!r}")
+        if self.level_rule not in LEVEL_RULES:
+            raise ConfigError(f"level_rule must be one of {', '.join(LEVEL_RULES)}; got {self.level_rule!r}")
+        if self.depth_sampling == "fixed" and (self.loops_min, self.loops_max) != (None, None):
+            raise ConfigError("loops_min and loops_max apply to depth_sampling=uniform or poisson_lognormal")
+        if self.depth_sampling != "poisson_lognormal" and self.loops_sigma is not None:
+            raise ConfigError("loops_sigma applies to depth_sampling=poisson_lognormal")
+        if (self.loops_min or 1) > (self.loops_max if self.loops_max is not None else MAX_LOOPS):
+            raise ConfigError(f"loops_min ({self.loops_min}) must not exceed loops_max ({self.loops_max})")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

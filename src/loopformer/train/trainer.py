@@ -30,6 +30,7 @@ from ..checkpoint import load_model
 from ..device import resolve_device, to_device
 from ..errors import CheckpointError, LoopformerError
 from .config import TrainConfig, lr_at
+from .depth import StepDepth
 from .distributed import all_sum, barrier, current, shard
 from .optim import build_optimizer
 from .state import optimizer_state_from_flat, read_training_state, resolve, restore_rng, write_checkpoint
@@ -65,6 +66,7 @@ class Trainer:
         self.net = model  # what the loss runs through (a DDP wrapper when distributed)
         self.fsdp = cfg.fsdp and self.dist.enabled  # one process: nothing to shard
         self.shadow = None  # FSDP: rank 0's unsharded copy for evaluation and saving
+        self.depth = StepDepth(cfg, model)  # the loop count of each step (train/depth.py)
         if self.fsdp:
             import copy
 
@@ -77,8 +79,9 @@ class Trainer:
             from torch.nn.parallel import DistributedDataParallel
 
             ids = [self.device.index] if self.device.type == "cuda" else None
-            self.net = DistributedDataParallel(model, device_ids=ids,
-                                               find_unused_parameters=cfg.find_unused_parameters)
+            # a step with fewer loops than trained, or truncated backprop, leaves levels without gradient
+            unused = cfg.find_unused_parameters or self.depth.active
+            self.net = DistributedDataParallel(model, device_ids=ids, find_unused_parameters=unused)
         if cfg.compile:
             from ..compile import compile_layers
 
@@ -411,7 +414,7 @@ class Trainer:
         denom = max(all_sum([float(sum(counts))], self.dist)[0], 1)
         loss_sum, total_tokens = 0.0, 0
         for batch in items:
-            with autocast():
+            with autocast(), self.depth.context(self.step):
                 loss, n = self.task.loss(self.net, batch, cfg.label_smoothing)
             # DDP averages gradients over ranks; weighting by world * n / (global count)
             # makes the update the one a single process computes on the whole batch.
