@@ -81,6 +81,29 @@ def positions(text: str) -> tuple[int, ...]:
     return tuple(count(1, MAX_LENGTH)(p) for p in parts)
 
 
+def exit_rule(text: str):
+    """An argparse ``type=``: an early-exit rule ``criterion:threshold[:min_loops]``."""
+    from .models.depth import ExitRule
+
+    try:
+        return ExitRule.parse(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def add_depth(p: argparse.ArgumentParser) -> None:
+    """Test-time depth of a looped model (``models/depth.py``)."""
+    from .models.depth import LEVEL_RULES, MAX_LOOPS
+
+    p.add_argument("--loops", type=count(1, MAX_LOOPS), default=None,
+                   help="run the looped core this many times (default: as trained)")
+    p.add_argument("--level-rule", default="repeat_last", choices=LEVEL_RULES, dest="level_rule",
+                   help="which trained level's parameters a loop runs when --loops differs from the trained count")
+    p.add_argument("--exit", type=exit_rule, default=None,
+                   help="early exit, criterion:threshold[:min_loops] with criterion change, kl, entropy or argmax "
+                        "(e.g. kl:0.001); prints the mean number of loops run")
+
+
 def add_threads(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=count(1, MAX_THREADS), default=None,
                    help=f"CPU threads, 1..{MAX_THREADS} (4 x the cores; default: torch's choice)")

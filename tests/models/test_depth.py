@@ -169,8 +169,15 @@ def test_encoders_and_vits_exit_per_sequence():
     with torch.no_grad():
         torch.testing.assert_close(got, vit(images, loops=2))
     mt = create_model("looped-mt-small", **SMALL).eval()
-    with pytest.raises(ConfigError, match="needs a prediction"), run_depth(mt, exit=ExitRule("kl", 0.1)):
-        mt.encode(torch.randint(3, 29, (1, 5)))
+    src = torch.randint(3, 29, (2, 5))
+    meter = ExitMeter()
+    with torch.no_grad():  # no predictions in an encoder: all loops under kl, per sequence under change
+        with run_depth(mt, exit=ExitRule("kl", 10.0), meter=meter):
+            assert torch.equal(mt.encode(src)[0], mt.encode(src)[0])
+        assert meter.positions == {}
+        with run_depth(mt, exit=ExitRule("change", 10.0), meter=meter):
+            mt.encode(src)
+    assert meter.positions == {"sequence": 2} and meter.mean("sequence") == 1
 
 
 def test_settings_that_do_not_apply_are_refused():

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from ..arguments import add_threads, count, output_file, positions, write_output
+from ..arguments import add_depth, add_threads, count, output_file, positions, write_output
 from ..generate import MAX_BEAM
 from ..errors import ConfigError
 
@@ -50,6 +50,7 @@ def add_parser(sub) -> None:
                    help=f"timed rounds per workload, 1..{MAX_REPEATS}")
     p.add_argument("--warmup", type=count(0, MAX_REPEATS), default=2, help="untimed rounds first")
     p.add_argument("--device", default="auto")
+    add_depth(p)
     add_threads(p)
     p.add_argument("--no-peak", action="store_true", dest="no_peak", help="skip the matmul peak measurement")
     p.add_argument("--json", default=None, help="also write the full result here")
@@ -86,7 +87,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
             entry = parse_entry(name, overrides, device, args.precision, like)
             if entry.config is not None and entry.task == "seq2seq" and like is None:
                 like = entry.config
-            entries.append(entry)
+            entries.append(_with_depth(entry, args))
         tasks = {e.task for e in entries}
         if len(tasks) > 1:
             raise ConfigError(f"entries mix tasks ({', '.join(sorted(tasks))}); bench one task at a time")
@@ -106,6 +107,21 @@ def cmd_bench(args: argparse.Namespace) -> int:
         text = json.dumps(result.to_dict(), indent=2) + "\n"
         write_output(lambda: atomic_write_bytes(Path(args.json), text.encode()), args.json, "bench result")
     return 0
+
+
+def _with_depth(entry, args: argparse.Namespace):
+    """The entry with ``--loops/--level-rule/--exit`` set, when it has a loop to set them on."""
+    from ..models.depth import looped_stacks, run_depth
+
+    if args.loops is None and args.exit is None:
+        return entry
+    if not looped_stacks(entry.model):
+        print(f"{entry.name}: --loops/--exit not applied (no looped core)", file=sys.stderr)
+        return entry
+    entry.depth = dict(loops=args.loops, rule=args.level_rule, exit=args.exit)
+    with run_depth(entry.model, **entry.depth):  # refused now, not after other entries' timing
+        pass
+    return entry
 
 
 def _check_sizes(args: argparse.Namespace) -> None:

@@ -1,10 +1,12 @@
-"""What ``loopformer bench`` times: library presets, each at a precision and optionally
-compiled, and a ``torch.nn.Transformer`` reference of the same size."""
+"""What ``loopformer bench`` times: library presets (or trained checkpoint folders), each
+at a precision and optionally compiled, and a ``torch.nn.Transformer`` reference of the
+same size."""
 
 from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import Tensor, nn
@@ -47,6 +49,8 @@ class Entry:
     compiled: bool = False
     config: ModelConfig | None = None  # None for references
     packed: bool = True
+    # test-time depth (loops, rule, exit) the entry runs with: models.depth.run_depth's arguments
+    depth: dict | None = None
 
     @property
     def autocast_dtype(self) -> torch.dtype | None:
@@ -79,6 +83,13 @@ def parse_entry(
     preset, precision, flags = split_name(text, default_precision)
     compiled, packed = "compile" in flags, "nopack" not in flags
     torch.manual_seed(0)
+    if Path(preset).is_dir():  # a trained checkpoint, timed as it is
+        from ..checkpoint import load_model
+
+        model = load_model(preset).to(device)
+        if compiled:
+            compile_layers(model)
+        return Entry(text, model.config.task, model, precision, compiled, model.config, packed)
     if preset in REFERENCES:
         if like is None or like.task != "seq2seq":
             raise ConfigError(f"'{preset}' is sized after an encoder-decoder preset: list one before it")

@@ -27,6 +27,7 @@ class Row:
     memory_mib: float | None = None
     memory_kind: str | None = None
     calls_per_token: float | None = None
+    mean_loops: float | None = None  # with an early exit: loops run per token (or image)
 
     @property
     def median(self) -> float:
@@ -139,6 +140,7 @@ def _row(entry: Entry, w: Workload, times: list[float], base: list[float] | None
         if peak:
             row.mfu = w.flops / row.median / peak
     row.calls_per_token = getattr(w.run, "calls_per_token", None)
+    row.mean_loops = getattr(w.run, "mean_loops", None)
     return row
 
 
@@ -156,8 +158,9 @@ def format_results(result: BenchResult) -> str:
         ratio = f"{r.ratio:.3f}" if r.ratio is not None else ""
         mfu = f"{r.mfu:.1%}" if r.mfu is not None else ""
         achieved = f"{r.flops / r.median / 1e9:,.0f}" if r.flops else ""
+        loops = f"  {r.mean_loops:.2f} loops" if r.mean_loops is not None else ""
         lines.append(f"{r.workload:<15} {r.entry:<34} {r.median * 1e3:>10,.1f} {spread:>17} "
-                     f"{r.throughput:>10,.0f} {ratio:>6} {achieved:>8} {mfu:>6}")
+                     f"{r.throughput:>10,.0f} {ratio:>6} {achieved:>8} {mfu:>6}{loops}")
     units = sorted({(r.workload, r.unit) for r in result.rows})
     lines.append("per s counts: " + "; ".join(f"{w}: {u}" for w, u in units))
     if result.baseline:

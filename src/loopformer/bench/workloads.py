@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..generate import beam_search, greedy_search
+from ..models.depth import ExitMeter, run_depth
 from ..packing import packed_linears, packs_linears
 from ..sampling import sample
 from ..train.config import TrainConfig
@@ -114,7 +115,7 @@ def _train(entry: Entry, shape: Shape, device: torch.device) -> Workload:
     opt, _ = build_optimizer(model, TrainConfig())
 
     def loss_fn() -> Tensor:
-        with _autocast(entry, device):
+        with _autocast(entry, device), _depth(entry):
             logits = forward()
         return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), labels.reshape(-1), label_smoothing=0.1)
 
@@ -173,7 +174,7 @@ def _inference(name: str, unit: str, units: int, entry: Entry, device: torch.dev
 
     entry.model.eval()
     try:
-        with torch.compiler.set_stance("force_eager"), torch.no_grad(), _autocast(entry, device):
+        with torch.compiler.set_stance("force_eager"), torch.no_grad(), _autocast(entry, device), _depth(entry):
             with _frozen(entry.model), FlopCounterMode(display=False) as counter:
                 body()
     finally:
@@ -200,16 +201,27 @@ def _frozen(model: torch.nn.Module):
 def _timed_inference(entry: Entry, device: torch.device, body: Callable[[], None]) -> Callable[[], float]:
     def run() -> float:
         entry.model.eval()
-        with torch.no_grad(), _autocast(entry, device), packed_linears(entry.model, entry.packed):
+        meter = ExitMeter()
+        with torch.no_grad(), _autocast(entry, device), packed_linears(entry.model, entry.packed), \
+                _depth(entry, meter):
             sync(device)
             start = time.perf_counter()
             body()
             sync(device)
             elapsed = time.perf_counter() - start
         entry.model.train()
+        if entry.depth is not None and entry.depth.get("exit") is not None:
+            run.mean_loops = meter.mean_loops  # the row reports the last round's
         return elapsed
 
     return run
+
+
+def _depth(entry: Entry, meter: ExitMeter | None = None):
+    """The entry's test-time depth (``bench --loops/--level-rule/--exit``), if any."""
+    if entry.depth is None:
+        return nullcontext()
+    return run_depth(entry.model, meter=meter, **entry.depth)
 
 
 def _src(entry: Entry, shape: Shape, device: torch.device) -> Tensor:

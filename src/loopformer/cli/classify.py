@@ -6,8 +6,8 @@ import argparse
 import json
 
 from ..errors import ConfigError
-from ..arguments import MAX_TOP_K, count
-from .common import checkpoint_dir, task_found
+from ..arguments import MAX_TOP_K, add_depth, count
+from .common import checkpoint_dir, depth_setting, depth_summary, print_depth, task_found
 
 
 def add_parser(sub) -> None:
@@ -19,6 +19,7 @@ def add_parser(sub) -> None:
     p.add_argument("--invert", default=None, choices=["auto", "yes", "no"],
                    help="invert greyscale pictures (auto: when the border is light, unlike Fashion-MNIST); "
                         "default auto for a Fashion-MNIST model, no for one trained on a folder of images")
+    add_depth(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_classify)
 
@@ -31,7 +32,10 @@ def cmd_classify(args: argparse.Namespace) -> int:
     if kind != "vision":
         raise ConfigError(f"{args.checkpoint} is not a vision checkpoint ({task_found(kind)})")
     model, task = load_vision_checkpoint(args.checkpoint)
-    results = classify_images(model, task, args.images, invert=args.invert, top_k=args.top_k)
+    depth, meter = depth_setting(model, args)
+    with depth:
+        results = classify_images(model, task, args.images, invert=args.invert, top_k=args.top_k)
+    print_depth(depth_summary(model, args, meter))
     if args.json:
         print(json.dumps(results, indent=2))
         return 0

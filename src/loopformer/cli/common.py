@@ -101,3 +101,31 @@ def set_threads(threads: int | None) -> None:
         import torch
 
         torch.set_num_threads(threads)
+
+
+def depth_setting(model, args: argparse.Namespace):
+    """The ``--loops/--level-rule/--exit`` of a command as a context for ``model`` and
+    the meter that counts its loops (``None`` without --exit)."""
+    from ..models.depth import ExitMeter, run_depth
+
+    meter = ExitMeter() if getattr(args, "exit", None) is not None else None
+    return run_depth(model, loops=args.loops, rule=args.level_rule, exit=args.exit, meter=meter), meter
+
+
+def depth_summary(model, args: argparse.Namespace, meter) -> dict:
+    """Loops run and, with early exit, the mean loops per token (or per image)."""
+    from ..models.depth import looped_stacks
+
+    stacks = looped_stacks(model)
+    trained = max((s.n_loops for s in stacks), default=0)
+    out = {"loops": args.loops or trained, "trained_loops": trained}
+    if meter is not None:
+        out["exit"] = f"{args.exit.criterion}:{args.exit.threshold:g}:{args.exit.min_loops}"
+        out["mean_loops"] = round(meter.mean_loops, 4)
+    return out
+
+
+def print_depth(summary: dict) -> None:
+    if "mean_loops" in summary:
+        print(f"loopformer: early exit {summary['exit']}: {summary['mean_loops']:.2f} loops on average "
+              f"(of {summary['loops']}; trained {summary['trained_loops']})", file=sys.stderr)

@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 from ..errors import ConfigError
-from ..arguments import add_beam, add_threads, output_file, write_output
-from .common import checkpoint_dir, set_threads
+from ..arguments import add_beam, add_depth, add_threads, output_file, write_output
+from .common import checkpoint_dir, depth_setting, depth_summary, print_depth, set_threads
 
 
 def add_parser(sub) -> None:
@@ -23,6 +23,7 @@ def add_parser(sub) -> None:
     p.add_argument("--confusion", default=None,
                    help="vision: where to save the confusion-matrix PNG (default next to the checkpoint)")
     add_beam(p, "translation: beam size (default: the run's test_beam)")
+    add_depth(p)
     add_threads(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_eval)
@@ -52,11 +53,15 @@ def _eval_translation(args: argparse.Namespace) -> int:
     if args.src is not None and args.split is not None:
         raise ConfigError("give either --split or --src/--ref, not both")
     model, task = load_translation_checkpoint(args.checkpoint)
-    if args.src is not None:
-        res = file_bleu(task, model, args.src, args.ref, beam=args.beam, length_penalty=args.length_penalty)
-    else:
-        split = args.split or next(iter(task.test_split_names()), "val")
-        res = task.test_bleu(model, split, beam=args.beam, length_penalty=args.length_penalty)
+    depth, meter = depth_setting(model, args)
+    with depth:
+        if args.src is not None:
+            res = file_bleu(task, model, args.src, args.ref, beam=args.beam, length_penalty=args.length_penalty)
+        else:
+            split = args.split or next(iter(task.test_split_names()), "val")
+            res = task.test_bleu(model, split, beam=args.beam, length_penalty=args.length_penalty)
+    res["depth"] = depth_summary(model, args, meter)
+    print_depth(res["depth"])
     if args.json:
         print(json.dumps(res, indent=2))
     else:
@@ -86,7 +91,11 @@ def _eval_vision(args: argparse.Namespace) -> int:
               "output has the matrix)", file=sys.stderr)
     else:
         figure = _confusion_path(args.confusion, Path(args.checkpoint), split)
-    res = task.test_accuracy(model, split)
+    depth, meter = depth_setting(model, args)
+    with depth:
+        res = task.test_accuracy(model, split)
+    res["depth"] = depth_summary(model, args, meter)
+    print_depth(res["depth"])
     if figure is not None:
         write_output(lambda: plot_confusion(res["confusion"], task.classes, figure,
                                             title=f"{model.config.arch} ViT, {split}: {res['accuracy']:.2f}%"),
@@ -128,8 +137,11 @@ def _eval_language(args: argparse.Namespace) -> int:
     if args.split not in (None, "val"):
         raise ConfigError(f"a language-model checkpoint is evaluated on val, not {args.split!r}")
     model, task = load_language_checkpoint(args.checkpoint)
-    with torch.no_grad():
+    depth, meter = depth_setting(model, args)
+    with torch.no_grad(), depth:
         res = task.evaluate(model)
+    res["depth"] = depth_summary(model, args, meter)
+    print_depth(res["depth"])
     res.pop("score", None)
     res["tokens"] = task.eval_count() * task.cfg.context  # counted, not read: the split may be large
     if args.json:

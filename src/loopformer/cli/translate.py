@@ -6,14 +6,16 @@ import argparse
 import sys
 
 from ..errors import ConfigError
-from ..arguments import add_beam, add_threads
-from .common import checkpoint_dir, one_line, read_stdin_lines, set_threads, task_found
+from ..arguments import add_beam, add_depth, add_threads
+from .common import (checkpoint_dir, depth_setting, depth_summary, one_line, print_depth, read_stdin_lines,
+                     set_threads, task_found)
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("translate", help="translate stdin to stdout, one sentence a line")
     p.add_argument("checkpoint")
     add_beam(p, "beam size (default: the run's test_beam)")
+    add_depth(p)
     add_threads(p)
     p.set_defaults(func=cmd_translate)
 
@@ -34,6 +36,10 @@ def cmd_translate(args: argparse.Namespace) -> int:
         if len(ids) >= limit:
             print(f"loopformer: warning: line {i + 1} has {len(ids)} tokens; "
                   f"only the first {limit - 1} are translated", file=sys.stderr)
-    for line in task.translate(model, lines, beam=args.beam, length_penalty=args.length_penalty):
+    depth, meter = depth_setting(model, args)
+    with depth:
+        out = task.translate(model, lines, beam=args.beam, length_penalty=args.length_penalty)
+    for line in out:
         print(one_line(line))
+    print_depth(depth_summary(model, args, meter))
     return 0

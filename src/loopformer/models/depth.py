@@ -60,7 +60,9 @@ class ExitRule:
       (any threshold in (0, 1] exits on a stable argmax).
 
     Predictions are the model's own head read off the loop state (final norm + output
-    layer, skipping any coda layers). ``min_loops`` iterations always run."""
+    layer, skipping any coda layers). A stack that makes no predictions (a translation
+    encoder) runs all its loops under the criteria that need them. ``min_loops``
+    iterations always run."""
 
     criterion: str = "change"
     threshold: float = 0.0
@@ -94,22 +96,28 @@ class ExitRule:
 
 @dataclass
 class ExitMeter:
-    """Counts core applications: ``applications / positions`` is the mean number of loops
-    a token (or sequence) ran. ``record=True`` also keeps each forward's loops per position."""
+    """Counts core applications per exit scope (``token``: decoders and causal LMs,
+    ``sequence``: encoders and ViTs): applications / positions is the mean number of loops
+    a position ran. ``record=True`` also keeps each forward's loops per position."""
 
     record: bool = False
-    applications: int = 0
-    positions: int = 0
+    applications: dict[str, int] = field(default_factory=dict)
+    positions: dict[str, int] = field(default_factory=dict)
     loops_used: list[Tensor] = field(default_factory=list)
 
     @property
     def mean_loops(self) -> float:
-        return self.applications / max(self.positions, 1)
+        """Per token where tokens exit (a decoder), else per sequence (an encoder, a ViT)."""
+        scope = "token" if "token" in self.positions else "sequence"
+        return self.mean(scope)
 
-    def add(self, used: Tensor, ignore: Tensor | None) -> None:
+    def mean(self, scope: str) -> float:
+        return self.applications.get(scope, 0) / max(self.positions.get(scope, 0), 1)
+
+    def add(self, used: Tensor, ignore: Tensor | None, scope: str = "token") -> None:
         counted = used if ignore is None else used[~ignore]
-        self.applications += int(counted.sum())
-        self.positions += counted.numel()
+        self.applications[scope] = self.applications.get(scope, 0) + int(counted.sum())
+        self.positions[scope] = self.positions.get(scope, 0) + counted.numel()
         if self.record:
             self.loops_used.append(used.detach().cpu())
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ..errors import ConfigError
 from ..layers.block import SharedInputs
 from .depth import ExitRule, exit_scores
 
@@ -28,15 +27,17 @@ from .depth import ExitRule, exit_scores
 class ExitTracker:
     """Exit state of one forward: which positions are done and how many loops each ran."""
 
+    @staticmethod
+    def applies(rule: ExitRule | None, shared: SharedInputs) -> bool:
+        """Whether ``rule`` can run on this forward (a stack without predictions, a
+        translation encoder, runs every loop under a criterion that needs them)."""
+        return rule is not None and (shared.readout is not None or not rule.needs_readout)
+
     def __init__(self, rule: ExitRule, h: Tensor, shared: SharedInputs) -> None:
-        if rule.needs_readout and shared.readout is None:
-            raise ConfigError(
-                f"exit criterion {rule.criterion!r} needs a prediction at every loop, which this stack has "
-                "none of (an encoder); use change"
-            )
         self.rule = rule
         self.readout = shared.readout if rule.needs_readout else None
-        self.per_sequence = shared.exit_scope == "sequence"
+        self.scope = shared.exit_scope
+        self.per_sequence = self.scope == "sequence"
         pad = shared.padding
         self.token_pad = pad
         shape = h.shape[:1] if self.per_sequence else h.shape[:2]

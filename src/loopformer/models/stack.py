@@ -92,7 +92,7 @@ class LoopedStack(Observable, nn.Module):
         plan = self.plan
         levels = plan.levels(self.n_loops)
         memo = self.state.begin(h, shared) if self.state is not None else None
-        tracker = ExitTracker(plan.exit, h, shared) if plan.exit is not None and levels else None
+        tracker = ExitTracker(plan.exit, h, shared) if levels and ExitTracker.applies(plan.exit, shared) else None
         no_grad_until = 0
         if plan.backprop_loops is not None and torch.is_grad_enabled():
             no_grad_until = len(levels) - plan.backprop_loops
@@ -107,7 +107,7 @@ class LoopedStack(Observable, nn.Module):
                 self.fill_cache(levels, t + 1, h, shared)
                 break
         if tracker is not None and plan.meter is not None:
-            plan.meter.add(tracker.used, tracker.ignore)
+            plan.meter.add(tracker.used, tracker.ignore, tracker.scope)
         return self._apply_once("coda", h, shared)
 
     def _iterate(self, t: int, level: int, h: Tensor, shared: SharedInputs, memo: dict | None) -> Tensor:

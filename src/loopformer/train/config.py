@@ -69,8 +69,8 @@ class TrainConfig:
         "accum_steps": Limit(1, 10**6), "label_smoothing": PROBABILITY, "seed": Limit(0, 2**63 - 1),
         "eval_every": COUNT, "log_every": COUNT, "keep_last": Limit(1, 10**4),
         "threads": Limit(1, 1024), "max_skipped_steps": Limit(1, 10**6),
-        "loops_min": Limit(1, MAX_LOOPS), "loops_max": Limit(1, MAX_LOOPS), "loops_sigma": Limit(0.0, 4.0, open_lo=True),
-        "backprop_loops": Limit(1, MAX_LOOPS),
+        "loops_min": Limit(1, MAX_LOOPS), "loops_max": Limit(1, MAX_LOOPS),
+        "loops_sigma": Limit(0.0, 4.0, open_lo=True), "backprop_loops": Limit(1, MAX_LOOPS),
     }
 
     def __post_init__(self) -> None:
@@ -85,7 +85,8 @@ class TrainConfig:
 
     def _check_depth(self) -> None:
         if self.depth_sampling not in DEPTH_SAMPLINGS:
-            raise ConfigError(f"depth_sampling must be one of {', '.join(DEPTH_SAMPLINGS)}; got {self.depth_sampling!r}")
+            choices = ", ".join(DEPTH_SAMPLINGS)
+            raise ConfigError(f"depth_sampling must be one of {choices}; got {self.depth_sampling!r}")
         if self.level_rule not in LEVEL_RULES:
             raise ConfigError(f"level_rule must be one of {', '.join(LEVEL_RULES)}; got {self.level_rule!r}")
         if self.depth_sampling == "fixed" and (self.loops_min, self.loops_max) != (None, None):
