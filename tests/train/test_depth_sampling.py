@@ -25,7 +25,7 @@ def test_draws_depend_on_seed_and_step_only():
 def test_the_log_normal_poisson_draw_centres_on_the_trained_count():
     sampler = LoopSampler("poisson_lognormal", 4, seed=0, lo=1, hi=32)
     draws = torch.tensor([sampler.draw(s) for s in range(4000)], dtype=torch.float)
-    assert 4.0 < draws.mean() < 5.5 and draws.min() >= 1 and draws.max() > 8
+    assert 3.7 < draws.mean() < 4.3 and draws.min() >= 1 and draws.max() > 8
 
 
 @pytest.mark.parametrize("bad,match", [

@@ -8,9 +8,10 @@ state to save.
 
 - ``fixed``: the trained count every step;
 - ``uniform``: uniform over ``[loops_min, loops_max]``;
-- ``poisson_lognormal`` (as in recurrent-depth LMs): ``tau ~ N(log(N) - s^2 / 2, s)``,
+- ``poisson_lognormal`` (as in recurrent-depth LMs): ``tau ~ N(log(N - 1) - s^2 / 2, s)``,
   ``K = 1 + Poisson(exp(tau))`` clamped to ``[loops_min, loops_max]``, with ``N`` the
-  trained count and ``s = loops_sigma``: mean close to ``N + 1``, a long tail of deep steps.
+  trained count and ``s = loops_sigma``: mean ``N`` (before clamping; so the same compute
+  per step on average as fixed training) and a long tail of deep steps.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ class LoopSampler:
         gen = torch.Generator().manual_seed((self.seed * 1_000_003 + step) % (2**63))
         if self.kind == "uniform":
             return int(torch.randint(self.lo, self.hi + 1, (1,), generator=gen))
-        mu = math.log(self.trained) - self.sigma**2 / 2
+        mu = math.log(max(self.trained - 1, 0.5)) - self.sigma**2 / 2
         tau = mu + self.sigma * float(torch.randn(1, generator=gen))
         k = 1 + int(torch.poisson(torch.tensor([math.exp(tau)]), generator=gen))
         return min(max(k, self.lo), self.hi)
