@@ -18,11 +18,13 @@ from .packing import packs_linears
 @torch.no_grad()
 def sample(
     model, prompt: Tensor, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None,
-    generator: torch.Generator | None = None,
+    generator: torch.Generator | None = None, padding_mask: Tensor | None = None,
 ) -> Tensor:
     """Continue each row of ``prompt`` (B, P) by up to ``max_new_tokens``; returns (B, P + n).
 
-    ``temperature = 0`` is greedy. Rows must be unpadded and of equal length."""
+    ``temperature = 0`` is greedy. Prompts of different lengths are left-padded with
+    ``padding_mask`` (B, P), True = padding (rotary positions make a padded row continue
+    exactly as it would alone; a SpiralFormer refuses padding)."""
     if prompt.dim() != 2 or prompt.shape[1] < 1:
         raise ValueError("prompt must be a (batch, length >= 1) tensor of token ids")
     if temperature < 0:
@@ -37,7 +39,8 @@ def sample(
     prompt = prompt.to(module_device(model))
     try:
         cache = model.new_cache()
-        logits = model(prompt, cache=cache)[:, -1]
+        pad = padding_mask.to(prompt.device) if padding_mask is not None else None
+        logits = model(prompt, padding_mask=pad, cache=cache)[:, -1]
         out = [prompt]
         for step in range(min(max_new_tokens, limit - prompt.shape[1])):
             nxt = _pick(logits.float(), temperature, top_k, generator)

@@ -210,3 +210,20 @@ def test_truncated_backprop_reaches_only_the_last_loops():
     assert grads is not None and grads[-2:].abs().sum() > 0 and grads[:-2].abs().sum() == 0
     with torch.no_grad():
         torch.testing.assert_close(model(tokens, loops=4), model(tokens))
+
+
+def test_sampling_left_padded_prompts_with_exits_matches_each_prompt_alone():
+    from loopformer.sampling import sample
+
+    model = lm("ringformer-lm-char", signal_rank=4, n_layers=10)
+    prompts = [torch.randint(0, 29, (n,)) for n in (3, 7)]
+    batch = torch.zeros(2, 7, dtype=torch.long)
+    pad = torch.ones(2, 7, dtype=torch.bool)
+    for i, p in enumerate(prompts):
+        batch[i, 7 - len(p):], pad[i, 7 - len(p):] = p, False
+    rule = ExitRule("change", 0.5)
+    with run_depth(model, exit=rule, loops=6):
+        got = sample(model, batch, 8, temperature=0, padding_mask=pad)
+        for i, p in enumerate(prompts):
+            alone = sample(model, p[None], 8, temperature=0)
+            assert torch.equal(got[i, 7:], alone[0, len(p):])
