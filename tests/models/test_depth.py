@@ -227,3 +227,28 @@ def test_sampling_left_padded_prompts_with_exits_matches_each_prompt_alone():
         for i, p in enumerate(prompts):
             alone = sample(model, p[None], 8, temperature=0)
             assert torch.equal(got[i, 7:], alone[0, len(p):])
+
+
+@pytest.mark.parametrize("beam", [1, 3])
+def test_translation_search_with_exits_decodes_a_padded_batch_as_each_sentence_alone(beam):
+    from loopformer.generate import decode
+
+    torch.manual_seed(0)
+    model = create_model("ringformer-mt-small", **SMALL, n_layers=4, signal_rank=4).eval()
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "signals" in name:
+                p.normal_(std=0.2)
+    sents = [torch.randint(3, 29, (n,)) for n in (4, 9, 6)]
+    src = torch.zeros(3, 9, dtype=torch.long)  # pad_id 0, right padding as the library batches
+    for i, s in enumerate(sents):
+        src[i, : len(s)] = s
+    rule = ExitRule("change", 0.3)
+    meter = ExitMeter()
+    with run_depth(model, exit=rule, meter=meter):
+        batched = decode(model, src, 1, 2, 12, beam=beam, length_penalty=0.6)
+        for i, s in enumerate(sents):
+            alone = decode(model, s[None], 1, 2, 12, beam=beam, length_penalty=0.6)
+            assert alone.tokens[0] == batched.tokens[i]
+            assert alone.scores[0] == pytest.approx(batched.scores[i], abs=1e-4)
+    assert 1 < meter.mean("token") < 4
