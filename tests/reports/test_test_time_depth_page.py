@@ -3,7 +3,8 @@ and its verdicts and exit summaries follow the figures of synthetic records."""
 
 import json
 
-from reports import test_time_depth_measure, test_time_depth_page as page
+from reports import test_time_depth_measure
+from reports import test_time_depth_page as page
 from reports.paths import RESULTS
 
 
@@ -16,7 +17,8 @@ def test_the_committed_page_is_rebuilt_from_the_committed_records(tmp_path):
 def _record(arch, mode, seed, losses, exits=()):
     sweep = {str(k): v for k, v in zip((1, 2, 3, 4, 5, 6, 8, 9, 12), losses)}
     return {"part": "lm", "arch": arch, "mode": mode, "seed": seed, "trained_loops": 3, "steps": 10,
-            "sweep": sweep, "rules": {"6": {r: sweep["6"] for r in test_time_depth_measure.RULES}}, "exits": list(exits)}
+            "sweep": sweep, "rules": {"6": {r: sweep["6"] for r in test_time_depth_measure.RULES}},
+            "exits": list(exits)}
 
 
 def test_verdicts_judge_2x_and_4x_against_seed_noise(tmp_path):
