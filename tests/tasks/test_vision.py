@@ -120,3 +120,17 @@ def test_load_image_inverts_light_backgrounds(tmp_path):
     auto = load_image(tmp_path / "p.png", 28)
     assert auto.shape == (1, 28, 28) and auto[0, 0, 0] == 0 and auto[0, 14, 14] == 255
     assert load_image(tmp_path / "p.png", 28, invert="no")[0, 0, 0] == 255
+
+
+def test_cli_classify_and_eval_with_loops_and_early_exit(vision_ckpt, tmp_path, capsys):
+    from PIL import Image
+
+    Image.fromarray(np.full((28, 28), 120, dtype=np.uint8)).save(tmp_path / "g.png")
+    capsys.readouterr()
+    assert main(["classify", str(vision_ckpt / "best"), str(tmp_path / "g.png"), "--json", "--loops", "4",
+                 "--exit", "entropy:100"]) == 0
+    out, err = capsys.readouterr()
+    assert len(json.loads(out)) == 1 and "1.00 loops on average (of 4; trained 2)" in err
+    assert main(["eval", str(vision_ckpt / "best"), "--split", "val", "--json", "--exit", "argmax:0.5:2"]) == 0
+    depth = json.loads(capsys.readouterr().out)["depth"]
+    assert depth["loops"] == 2 and depth["mean_loops"] == 2.0 and depth["exit"] == "argmax:0.5:2"
