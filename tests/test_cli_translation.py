@@ -132,3 +132,13 @@ def test_a_malformed_length_penalty_grid_is_one_line(tmp_path, capsys):
         assert main(["train", "translation", "--out", str(tmp_path / "x"), f"length_penalty_grid={grid}"]) == 2
         err = capsys.readouterr().err
         assert "length_penalty_grid" in err and err.count("\n") == 1, err
+
+
+def test_translate_and_eval_with_loops_and_early_exit(ckpt, monkeypatch, capsys):
+    code, out = _run_translate(ckpt, "Ein Hund läuft.\nZwei Männer.\n".encode(), monkeypatch, capsys,
+                               "--loops", "3", "--exit", "change:0.5")
+    assert code == 0 and len(out.out.split("\n")) == 3
+    assert "loops on average (of 3; trained 1)" in out.err
+    assert main(["eval", str(ckpt / "best"), "--split", "val", "--json", "--loops", "2", "--exit", "kl:0"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["depth"]["loops"] == 2 and res["depth"]["mean_loops"] == 2.0
