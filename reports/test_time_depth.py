@@ -37,8 +37,8 @@ LM = dict(recipe="language", preset="lm-char", steps=400, archs=("looped", "ring
 # a narrower translation model than the translation page's (d 128, MLP 512): 12 runs fit a CPU session
 MT = dict(recipe="translation", preset="mt-small", steps=800, archs=("looped", "universal", "ringformer"),
           extra=["d_model=128", "d_ff=512", "test_splits=", "val_bleu_sentences=300", "eval_every=400"])
-LM_EXITS = {"kl": (0.001, 0.003, 0.01, 0.03), "change": (0.05, 0.1, 0.2)}
-MT_EXITS = {"kl": (0.003, 0.01, 0.03, 0.1), "change": (0.1, 0.2)}
+LM_EXITS = {"kl": (0.003, 0.01, 0.03, 0.1), "change": (0.2, 0.4, 0.6)}
+MT_EXITS = {"kl": (0.01, 0.03, 0.1, 0.3), "change": (0.2, 0.4)}
 
 
 def run_name(part: str, arch: str, mode: str, seed: int) -> str:

@@ -176,8 +176,8 @@ rule table compares the others).
 
 Early exit: each token (LM, translation decoder) stops looping when its criterion falls
 below the threshold (`kl`: KL between successive iterations' predictions; `change`: the
-relative change of its state); its frozen state still gives keys and values to every
-deeper level, so cached decoding equals the full forward (tested). Loops/token counts
+relative change of its state); later tokens find the keys and values of its last level
+at every deeper one, so cached decoding equals the full forward (tested). Loops/token counts
 core applications per position; tokens/s is measured in the same run on the same
 inputs: LM greedy generation of 128 tokens after `ROMEO:` (batch 1 and 8), translation
 greedy decoding of the 300 sentences in batches of up to 128. This CPU machine also ran

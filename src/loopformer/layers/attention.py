@@ -56,11 +56,10 @@ class SelfAttention(nn.Module):
         out = attend(q, k, v, mask, self.attn_dropout if self.training else 0.0, probe)
         return self.out_proj(_merge(out))
 
-    def write_kv(self, x: Tensor, split: Callable[[Tensor], tuple[Tensor, ...]] | None,
-                 rope: tuple[Tensor, Tensor] | None, cache: KVCache, cache_key: Hashable) -> None:
-        """Append the keys and values of ``x`` to the cache without attending."""
-        qkv = self.qkv_proj(x)
-        _, k, v = split(qkv) if split is not None else qkv.chunk(3, dim=-1)
+    def append_kv(self, k: Tensor, v: Tensor, rope: tuple[Tensor, Tensor] | None, cache: KVCache,
+                  cache_key: Hashable) -> None:
+        """Append keys and values (B, T, d), as this module's projection splits them, to
+        the cache without attending (what a position that exited a loop leaves deeper)."""
         k, v = _heads(k, self.n_heads), _heads(v, self.n_heads)
         if rope is not None:
             k = apply_rotary(k, *rope)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Callable, Hashable
+from typing import Any, Callable, Hashable
 
 from torch import Tensor, nn
 
@@ -35,10 +35,12 @@ class SharedInputs:
     token_embeddings: Tensor | None = None  # the input embeddings (MeSH's slot 0)
     # early exit (models/early_exit.py): the model's prediction read off a loop state,
     # whether positions exit one by one ("token") or whole sequences at once ("sequence"),
-    # and the padding of the positions (True = padding) that never count
+    # the padding of the positions (True = padding) that never count, and the keys and
+    # values exited tokens keep (set by the stack for its core)
     readout: Callable[[Tensor], Tensor] | None = None
     exit_scope: str = "token"
     padding: Tensor | None = None
+    frozen_kv: Any = None
 
 
 @dataclass(frozen=True)
@@ -137,14 +139,6 @@ class TransformerLayer(nn.Module):
         if self.ffn is None:
             return h
         return h + self.dropout(self.ffn(hooks.ffn_input(h, norms[-1])))
-
-    def write_kv(self, h: Tensor, hooks: LayerHooks | None, shared: SharedInputs, key: Hashable) -> None:
-        """Only this application's self-attention keys and values, into the cache: what a
-        position that has exited the loop leaves at a deeper level for later tokens."""
-        hooks = NO_HOOKS if hooks is None else hooks
-        x = h if self.spec.norm_style == "post" else self._sublayer_norms(hooks)[0](h)
-        split = hooks.qkv_split(h, x, self.self_attn)
-        self.self_attn.write_kv(x, split, shared.rope, shared.cache, (key, "self"))
 
     def _cross(self, x: Tensor, hooks: LayerHooks, shared: SharedInputs, key: Hashable) -> Tensor:
         if shared.memory is None:

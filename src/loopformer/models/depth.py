@@ -182,15 +182,14 @@ def run_depth(model: nn.Module, loops: int | None = None, rule: str = "repeat_la
 
 def exit_scores(rule: ExitRule, h_prev: Tensor, h_new: Tensor, prev: Tensor | None, new: Tensor | None) -> Tensor:
     """Scores (B, T) or (B,) of the positions after one iteration; ``prev``/``new`` are
-    the readout logits before and after it (``None`` where there is no readout)."""
+    the log-probabilities predicted before and after it (``None`` without a readout)."""
     if rule.criterion == "change":
         diff = (h_new - h_prev).float().norm(dim=-1)
         return diff / h_new.float().norm(dim=-1).clamp_min(1e-12)
-    logp = new.float().log_softmax(-1)
     if rule.criterion == "entropy":
-        return -(logp.exp() * logp).sum(-1)
+        return -(new.exp() * new).sum(-1)
     if prev is None:
-        return torch.full(logp.shape[:-1], float("inf"), device=logp.device)
+        return torch.full(new.shape[:-1], float("inf"), device=new.device)
     if rule.criterion == "argmax":
         return new.argmax(-1).ne(prev.argmax(-1)).float()
-    return (logp.exp() * (logp - prev.float().log_softmax(-1))).sum(-1)
+    return (new.exp() * (new - prev)).sum(-1)

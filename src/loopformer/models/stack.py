@@ -13,6 +13,7 @@ positions), observers for analysis (free when unused) and the depth plan
 from __future__ import annotations
 
 from contextlib import nullcontext
+from dataclasses import replace
 
 import torch
 from torch import Tensor, nn
@@ -93,18 +94,19 @@ class LoopedStack(Observable, nn.Module):
         levels = plan.levels(self.n_loops)
         memo = self.state.begin(h, shared) if self.state is not None else None
         tracker = ExitTracker(plan.exit, h, shared) if levels and ExitTracker.applies(plan.exit, shared) else None
+        core_shared = shared if tracker is None else replace(shared, frozen_kv=tracker.kv)
         no_grad_until = 0
         if plan.backprop_loops is not None and torch.is_grad_enabled():
             no_grad_until = len(levels) - plan.backprop_loops
         for t, level in enumerate(levels):
             with torch.no_grad() if t < no_grad_until else nullcontext():
-                new = self._iterate(t, level, h, shared, memo)
+                new = self._iterate(t, level, h, core_shared, memo)
             if tracker is None:
                 h = new
                 continue
-            h = tracker.step(t, h, new)
+            h = tracker.step(t, h, new, last=t == len(levels) - 1)
             if tracker.finished:
-                self.fill_cache(levels, t + 1, h, shared)
+                self.fill_cache(len(levels), t + 1, core_shared)
                 break
         if tracker is not None and plan.meter is not None:
             plan.meter.add(tracker.used, tracker.ignore, tracker.scope)
@@ -119,30 +121,26 @@ class LoopedStack(Observable, nn.Module):
             self._emit(("level", t), h)
         return h
 
-    def fill_cache(self, levels: list[int], start: int, h: Tensor, shared: SharedInputs) -> None:
-        """Iterations ``start`` onwards for positions that have all exited: only the keys
-        and values later tokens will attend to, computed from the frozen states ``h``
-        (nothing without a cache; the last core layer skips its attention and FFN)."""
-        if shared.cache is None:
+    def fill_cache(self, loops: int, start: int, shared: SharedInputs) -> None:
+        """Iterations ``start`` onwards once every position has exited: each layer's cache
+        entry gets the keys and values its tokens exited with (nothing without a cache)."""
+        if shared.cache is None or shared.frozen_kv is None:
             return
-        adapter, last = self.adapter, len(self.core) - 1
-        for t in range(start, len(levels)):
-            z = adapter.enter(levels[t], h, shared)
+        for t in range(start, loops):
             for j, layer in enumerate(self.core):
-                hooks = adapter.hooks(levels[t], j)
-                if j < last:
-                    z = layer(z, hooks, shared, (t, j))
-                else:
-                    layer.write_kv(z, hooks, shared, (t, j))
+                k, v = shared.frozen_kv.saved[j]
+                layer.self_attn.append_kv(k, v, shared.rope, shared.cache, ((t, j), "self"))
 
     def run_core(self, t: int, level: int, z: Tensor, shared: SharedInputs) -> Tensor:
         """The shared core once, at iteration ``t`` with trained level ``level``'s
         parameters, on ``z`` (token states or a schedule's latents). The cache and
         observers know the application as ``(t, j)``: repeated levels stay apart."""
         recompute = self.activation_checkpointing and self.training and shared.cache is None
-        adapter = self.adapter
+        adapter, frozen = self.adapter, shared.frozen_kv
         for j, layer in enumerate(self.core):
             hooks = adapter.hooks(level, j)
+            if frozen is not None:
+                hooks = frozen.hooks(hooks, j)
             if recompute:
                 z = checkpoint(layer, z, hooks, shared, (t, j), use_reentrant=False)
             else:
