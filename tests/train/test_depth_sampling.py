@@ -66,3 +66,18 @@ def test_random_depth_training_resumes_exactly(tmp_path):
     train_language("ringformer", "lm-char", ARGS + ["max_steps=4"], out=str(fixed), text=TEXT)
     c = load_model(fixed / "last").state_dict()
     assert any(not torch.equal(a[k], c[k]) for k in a)  # the draws changed the training
+
+
+def test_the_training_log_shows_the_loops_drawn(tmp_path):
+    import json
+
+    from loopformer.tasks.language_run import train_language
+    from loopformer.train.depth import LoopSampler
+
+    out = tmp_path / "run"
+    train_language("looped", "lm-char", ARGS + ["max_steps=4", "log_every=2", "depth_sampling=uniform", "seed=3"],
+                   out=str(out), text=TEXT)
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    logged = [r["mean_loops"] for r in rows if r["kind"] == "train"]
+    sampler = LoopSampler("uniform", 3, seed=3)
+    assert logged == [(sampler.draw(0) + sampler.draw(1)) / 2, (sampler.draw(2) + sampler.draw(3)) / 2]

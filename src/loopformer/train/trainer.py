@@ -434,6 +434,9 @@ class Trainer:
         rec = {"step": self.step, "kind": "train", "loss": sum(losses) / len(losses),
                "lr": lr_at(self.cfg, self.step - 1), "tokens_per_s": tps,
                "train_seconds": self.train_seconds, "tokens_seen": self.tokens_seen, "epoch": self.epoch}
+        if self.depth.sampler.varies:  # the loop counts drawn for the window's steps (a function of the step)
+            counts = [self.depth.loops(s) for s in range(self.step - len(losses), self.step)]
+            rec["mean_loops"] = sum(counts) / len(counts)
         self._log(rec)
         if bar is not None:
             bar.set_postfix(loss=f"{rec['loss']:.3f}", tok_s=f"{tps:,.0f}", lr=f"{rec['lr']:.2e}")
