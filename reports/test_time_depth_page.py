@@ -164,7 +164,9 @@ every step at 3 loops, *random* draws each step's count from `1 + Poisson(lognor
 with mean 3, at most 6 (`depth_sampling=poisson_lognormal loops_max=6`: the same compute
 per step on average). At inference the count runs from 1 to 12 (4×); loops beyond the
 trained levels run the last level again (`--level-rule repeat_last`, the default; the
-rule table compares the others).
+rule table compares the others: the plain loop and the Universal Transformer's shared
+layers have no per-level weights, so there the rules differ only through the anchor
+update or the timing signal, if at all).
 
 - **Causal LMs** (Tiny Shakespeare, characters): the language page's models and recipe
   (`configs/tables/language.yaml`: 1 prelude + 2-layer core × 3 + 1 coda, anchor state
@@ -180,8 +182,9 @@ relative change of its state); later tokens find the keys and values of its last
 at every deeper one, so cached decoding equals the full forward (tested). Loops/token counts
 core applications per position; tokens/s is measured in the same run on the same
 inputs: LM greedy generation of 128 tokens after `ROMEO:` (batch 1 and 8), translation
-greedy decoding of the 300 sentences in batches of up to 128. This CPU machine also ran
-other jobs, so speeds compare points of one run, not runs.
+greedy decoding of the 300 sentences in batches of up to 128. This 2-core CPU machine
+ran up to four jobs at once while these were measured (`concurrent_runs` in each JSON),
+so the speeds are noisy: compare points of one run, and read small differences as noise.
 """
 
 
