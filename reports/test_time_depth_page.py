@@ -199,10 +199,12 @@ update or the timing signal, if at all).
 Early exit: each token (LM, translation decoder) stops looping when its criterion falls
 below the threshold (`kl`: KL between successive iterations' predictions; `change`: the
 relative change of its state); later tokens find the keys and values of its last level
-at every deeper one, so cached decoding equals the full forward (tested). Loops/token counts
-core applications per position; tokens/s is measured in the same run on the same
-inputs: LM greedy generation of 128 tokens after `ROMEO:` (batch 1 and 8), translation
-greedy decoding of the 300 sentences in batches of up to 128. This 2-core CPU machine
+at every deeper one, so cached decoding equals the full forward (tested). In translation
+the encoder exits per sentence under `change` and runs all its loops under `kl` (it makes
+no predictions); loops/token counts the decoder's core applications per target position
+(finished rows of a batch included), and for LMs per token. Tokens/s is measured in the
+same run on the same inputs: LM greedy generation of 128 tokens after `ROMEO:` (batch 1
+and 8), translation greedy decoding of the 300 sentences in batches of up to 128. This 2-core CPU machine
 ran up to four jobs at once while these were measured (`concurrent_runs` in each JSON),
 so the speeds are noisy: compare points of one run, and read small differences as noise.
 """
