@@ -57,10 +57,9 @@ def _lm_speed(model, task, loops: int, rule: ExitRule | None, batch: int) -> tup
     from loopformer.sampling import sample
 
     ids = torch.tensor([task.tok.encode(PROMPT)] * batch)
+    with run_depth(model, loops=loops, exit=rule):
+        sample(model, ids, 8, temperature=0)  # warm-up, not counted
     meter = ExitMeter()
-    with run_depth(model, loops=loops, exit=rule, meter=meter):
-        sample(model, ids, 8, temperature=0)  # warm-up
-        meter = ExitMeter()
     with run_depth(model, loops=loops, exit=rule, meter=meter):
         start = time.perf_counter()
         sample(model, ids, NEW_TOKENS, temperature=0)
