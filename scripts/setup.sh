@@ -12,5 +12,5 @@ if "$PIP" install --quiet --dry-run --no-index --no-deps torch==2.13.0 >/dev/nul
 else
   "$PIP" install --quiet torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
 fi
-"$PIP" install --quiet -e ".[dev]"
+"$PIP" install --quiet -e ".[dev,hf,eval,deploy]"  # the extras' tests run too
 "$VENV/bin/python" -c "import torch, loopformer; print('loopformer', loopformer.__version__, 'with torch', torch.__version__)"

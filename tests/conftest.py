@@ -35,3 +35,44 @@ def randomize_signals(model, std: float = 0.3) -> None:
         for name, p in model.named_parameters():
             if name.endswith(("_up", "_static")):
                 p.normal_(std=std)
+
+
+# tiny trained checkpoints of each task (3 steps), shared by the integration tests
+LM_TEXT = "To be, or not to be, that is the question:\nWhether 'tis nobler in the mind to suffer\n" * 40
+LM = ["d_model=32", "n_heads=2", "d_ff=64", "context=32", "batch_size=4", "eval_windows=4", "progress=false",
+      "log_every=1", "eval_every=100", "signal_rank=4", "tensorboard=off", "max_steps=3"]
+MT = ["d_model=32", "n_heads=2", "d_ff=64", "n_layers=2", "signal_rank=4", "max_steps=2", "batch_tokens=512",
+      "bpe_vocab_size=400", "val_bleu_sentences=4", "test_splits=", "progress=false", "log_every=1"]
+VIT = ["d_model=32", "n_heads=2", "d_ff=64", "signal_rank=4", "progress=false", "log_every=1", "eval_batch_size=1000",
+       "max_steps=2", "n_layers=2", "eval_every=100"]
+
+
+@pytest.fixture(scope="session")
+def lm_ckpt(tmp_path_factory):
+    root = tmp_path_factory.mktemp("hf-lm")
+    (root / "corpus.txt").write_text(LM_TEXT)
+    assert _cli_main(["train", "language", "--model", "ringformer", "--preset", "lm-char", "--out", str(root / "run"),
+                 f"dataset={root / 'corpus.txt'}"] + LM) == 0
+    return root / "run" / "best"
+
+
+@pytest.fixture(scope="session")
+def mt_ckpt(tmp_path_factory):
+    root = tmp_path_factory.mktemp("hf-mt")
+    assert _cli_main(["train", "translation", "--model", "ringformer", "--preset", "mt-small", "--out",
+                 str(root / "run")] + MT) == 0
+    return root / "run" / "best"
+
+
+@pytest.fixture(scope="session")
+def vit_ckpt(tmp_path_factory):
+    root = tmp_path_factory.mktemp("hf-vit")
+    assert _cli_main(["train", "vision", "--model", "ringformer", "--preset", "vit-tiny", "--out", str(root / "run")]
+                + VIT) == 0
+    return root / "run" / "best"
+
+
+def _cli_main(argv):
+    from loopformer.cli import main
+
+    return main(argv)

@@ -26,3 +26,11 @@ def test_import_changes_no_global_torch_state():
     out = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, check=True)
     before, after = json.loads(out.stdout.strip().splitlines()[-1])
     assert before == after
+
+
+def test_import_loads_no_optional_integration():
+    probe = ("import sys, loopformer, loopformer.cli; loopformer.cli.build_parser(); "
+             "print(sorted(m for m in ('transformers', 'lm_eval', 'ctranslate2', 'onnxruntime', 'peft', 'tensorboard')"
+             " if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]"

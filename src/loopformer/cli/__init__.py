@@ -12,7 +12,7 @@ import sys
 from typing import Sequence
 
 from ..errors import LoopformerError
-from . import analyze, classify, evaluate, generate, plot, prepare, presets, train, translate
+from . import analyze, classify, evaluate, generate, interop, plot, prepare, presets, train, translate
 from .common import Parser
 
 
@@ -23,7 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="loopformer", description="Looped Transformers: RingFormer, SpiralFormer and baselines."
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    for command in (presets, train, translate, evaluate, generate, analyze, classify, plot, prepare):
+    for command in (presets, train, translate, evaluate, generate, analyze, classify, plot, prepare, interop):
         command.add_parser(sub)
     add_bench(sub)
     return parser

@@ -78,6 +78,11 @@ class BPETokenizer:
     def vocab_size(self) -> int:
         return self._tok.get_vocab_size()
 
+    @property
+    def backend(self):
+        """The ``tokenizers.Tokenizer`` itself (e.g. to wrap it for ``transformers``)."""
+        return self._tok
+
     def encode(self, text: str) -> list[int]:
         return self._tok.encode(text).ids
 

@@ -1,0 +1,60 @@
+"""CTranslate2 export: the unrolled, folded model translates as loopformer does."""
+
+import pytest
+import torch
+
+ctranslate2 = pytest.importorskip("ctranslate2")
+
+from loopformer.cli import main  # noqa: E402
+from loopformer.data.tokenizer import BOS, EOS  # noqa: E402
+from loopformer.deploy.ctranslate2 import build_spec, vocabulary  # noqa: E402
+from loopformer.generate import greedy_search  # noqa: E402
+from loopformer.tasks.registry import load_checkpoint  # noqa: E402
+from tests.conftest import randomize_signals  # noqa: E402
+
+SOURCES = ["Zwei Hunde spielen im Schnee.", "Ein Mann.", "Eine Frau mit einem roten Hut sitzt auf einer Bank.",
+           "Kinder", "Ein kleines Mädchen klettert in ein Spielhaus aus Holz."]
+
+
+def _translate_ids(folder, task, ids, **kw):
+    backend = task.tok.backend
+    tokens = [[backend.id_to_token(i) for i in row] for row in ids]
+    out = ctranslate2.Translator(str(folder), device="cpu").translate_batch(tokens, **kw)
+    return [[backend.token_to_id(t) for t in r.hypotheses[0]] for r in out]
+
+
+def _padded(ids):
+    x = torch.zeros(len(ids), max(map(len, ids)), dtype=torch.long)
+    for i, row in enumerate(ids):
+        x[i, : len(row)] = torch.tensor(row)
+    return x
+
+
+def test_ringformer_with_active_signals_greedy_tokens_match(mt_ckpt, tmp_path):
+    model, task, _ = load_checkpoint(mt_ckpt)
+    randomize_signals(model)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "norm" in name:
+                p.add_(0.1 * torch.randn_like(p))
+    spec = build_spec(model, vocabulary(task.tok), vocabulary(task.tgt_tok))
+    spec.validate()
+    spec.optimize()
+    (tmp_path / "ct2").mkdir()
+    spec.save(str(tmp_path / "ct2"))
+    ids = task.encode_pairs(SOURCES, SOURCES)[0]
+    ours = greedy_search(model, _padded(ids), BOS, EOS, 12).tokens
+    assert _translate_ids(tmp_path / "ct2", task, ids, beam_size=1, max_decoding_length=12) == ours
+
+
+def test_cli_export_fp32_and_int8(mt_ckpt, lm_ckpt, tmp_path, capsys):
+    assert main(["export", "ctranslate2", str(mt_ckpt), str(tmp_path / "fp32")]) == 0
+    assert main(["export", "ctranslate2", str(mt_ckpt), str(tmp_path / "int8"), "--quantization", "int8"]) == 0
+    assert (tmp_path / "int8" / "model.bin").stat().st_size < (tmp_path / "fp32" / "model.bin").stat().st_size
+    model, task, _ = load_checkpoint(mt_ckpt)
+    ids = task.encode_pairs(SOURCES, SOURCES)[0]
+    assert _translate_ids(tmp_path / "fp32", task, ids, beam_size=1, max_decoding_length=10) == \
+        greedy_search(model, _padded(ids), BOS, EOS, 10).tokens
+    capsys.readouterr()
+    assert main(["export", "ctranslate2", str(lm_ckpt), str(tmp_path / "lm")]) == 2
+    assert "translation checkpoints" in capsys.readouterr().err
