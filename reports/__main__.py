@@ -19,6 +19,7 @@ PAGES = {
     "analysis": "CKA and attention-distance figures from the tables' checkpoints (analysis/)",
     "your_data": "the same recipes from plain files and from the registry (your_data.md)",
     "test_time_depth": "loops at inference, random-depth training, early exit (test_time_depth.md)",
+    "interop": "CTranslate2 and lm-eval against loopformer's own figures (interop.md)",
 }
 TOOLS = {
     "parallel_tables": "run many table runs side by side (one process each), with a deadline",

@@ -76,3 +76,26 @@ def _cli_main(argv):
     from loopformer.cli import main
 
     return main(argv)
+
+
+# the tiny checkpoints exported as Hugging Face folders, once per test session
+def _export(ckpt, tmp_path_factory, name):
+    pytest.importorskip("transformers")
+    from loopformer.hf import export_hf
+
+    return export_hf(ckpt, tmp_path_factory.mktemp(name) / "hf")
+
+
+@pytest.fixture(scope="session")
+def lm_hf(lm_ckpt, tmp_path_factory):
+    return _export(lm_ckpt, tmp_path_factory, "lm-export")
+
+
+@pytest.fixture(scope="session")
+def mt_hf(mt_ckpt, tmp_path_factory):
+    return _export(mt_ckpt, tmp_path_factory, "mt-export")
+
+
+@pytest.fixture(scope="session")
+def vit_hf(vit_ckpt, tmp_path_factory):
+    return _export(vit_ckpt, tmp_path_factory, "vit-export")

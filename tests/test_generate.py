@@ -46,3 +46,43 @@ def test_beam_search_finds_at_least_greedy_score(model, src):
     for gs, bs, gf, bf in zip(g.scores, b.scores, g.finished, b.finished):
         if gf and bf:
             assert bs >= gs - 1e-4
+
+
+def _reference_beam(model, src, max_len, k, alpha):
+    """The search written plainly (k rows per sentence from the first step, the whole
+    prefix re-run every step, no cache): the fast search must give the same hypotheses."""
+    memory, mem_pad = model.encode(src)
+    b = src.shape[0]
+    memory, mem_pad = memory.repeat_interleave(k, 0), mem_pad.repeat_interleave(k, 0)
+    scores = torch.full((b, k), float("-inf"))
+    scores[:, 0] = 0.0
+    done = torch.zeros(b, k, dtype=torch.bool)
+    lengths = torch.zeros(b, k, dtype=torch.long)
+    seqs = torch.full((b, k, 1), BOS)
+    for _ in range(max_len):
+        logp = model.decode(seqs.view(b * k, -1), memory, mem_pad)[:, -1].float().log_softmax(-1).view(b, k, -1)
+        v = logp.shape[-1]
+        frozen = torch.full((v,), float("-inf"))
+        frozen[EOS] = 0.0
+        logp = torch.where(done[..., None], frozen, logp)
+        scores, idx = (scores[..., None] + logp).view(b, -1).topk(k, dim=-1)
+        src_beam, tok = idx // v, idx % v
+        was_done = done.gather(1, src_beam)
+        lengths = lengths.gather(1, src_beam) + (~was_done).long()
+        done = was_done | tok.eq(EOS)
+        seqs = torch.cat([seqs.gather(1, src_beam[..., None].expand_as(seqs)), tok[..., None]], -1)
+        if bool(done.all()):
+            break
+    best = (scores / ((5.0 + lengths.float()) / 6.0) ** alpha).argmax(-1)
+    rows = seqs[torch.arange(b), best, 1:].tolist()
+    return [r[: r.index(EOS)] if EOS in r else r for r in rows], scores[torch.arange(b), best]
+
+
+@pytest.mark.parametrize("k,alpha", [(2, 0.0), (4, 0.6), (6, 1.0)])
+def test_fast_beam_search_equals_the_plain_search(model, src, k, alpha):
+    with torch.no_grad():
+        ref_tokens, ref_scores = _reference_beam(model, src, 10, k, alpha)
+        hyp = beam_search(model, src, BOS, EOS, max_len=10, beam=k, length_penalty=alpha)
+    assert hyp.tokens == ref_tokens
+    assert torch.allclose(torch.tensor(hyp.scores), ref_scores, atol=1e-4)
+    assert any(hyp.finished) and any(len(t) < 10 for t in hyp.tokens)  # some hypotheses did finish

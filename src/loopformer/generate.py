@@ -61,45 +61,51 @@ def beam_search(
     src_padding_mask: Tensor | None = None,
 ) -> Hypotheses:
     memory, mem_pad = model.encode(src, src_padding_mask)
-    b, device = src.shape[0], src.device
-    k = beam
-    rows = torch.arange(b, device=device).repeat_interleave(k)
-    memory, mem_pad = memory.index_select(0, rows), mem_pad.index_select(0, rows)
+    b, device, k = src.shape[0], src.device, beam
+    if max_len < 1:
+        return Hypotheses([[] for _ in range(b)], [0.0] * b, [False] * b)
     cache = model.new_cache()
-    scores = torch.full((b, k), float("-inf"), device=device)
-    scores[:, 0] = 0.0  # all beams start identical: keep one alive
-    done = torch.zeros(b, k, dtype=torch.bool, device=device)
-    lengths = torch.zeros(b, k, dtype=torch.long, device=device)
-    seqs = torch.empty(b, k, 0, dtype=torch.long, device=device)
-    last = torch.full((b * k, 1), bos, dtype=torch.long, device=device)
-    for _ in range(max_len):
-        logp = model.decode(last, memory, mem_pad, cache)[:, -1].float().log_softmax(-1)
+    # every beam starts from the same <bos>: the first step runs once per sentence, and
+    # only then are the cache (cross-attention included) and the memory widened to k rows
+    first = model.decode(torch.full((b, 1), bos, dtype=torch.long, device=device), memory, mem_pad,
+                         cache)[:, -1].float().log_softmax(-1)
+    rows = torch.arange(b, device=device).repeat_interleave(k)
+    cache.reorder(rows)
+    memory, mem_pad = memory.index_select(0, rows), mem_pad.index_select(0, rows)
+    scores, tok = _first_beams(first, k, eos)
+    done, lengths, seqs = tok.eq(eos), torch.ones(b, k, dtype=torch.long, device=device), tok[..., None]
+    frozen = torch.full((first.shape[-1],), float("-inf"), device=device)
+    frozen[eos] = 0.0  # a finished beam's only continuation is EOS again, at no cost
+    offsets = torch.arange(b, device=device)[:, None] * k
+    for _ in range(max_len - 1):
+        if bool(done.all()):
+            break
+        logp = model.decode(tok.view(-1, 1), memory, mem_pad, cache)[:, -1].float().log_softmax(-1)
         v = logp.shape[-1]
-        logp = logp.view(b, k, v)
-        # finished beams: the only continuation is EOS again, at no cost
-        frozen = torch.full((v,), float("-inf"), device=device)
-        frozen[eos] = 0.0
-        logp = torch.where(done[..., None], frozen, logp)
-        cand = (scores[..., None] + logp).view(b, k * v)
-        top, idx = cand.topk(k, dim=-1)
-        src_beam = idx // v
-        tok = idx % v
-        flat = (torch.arange(b, device=device)[:, None] * k + src_beam).view(-1)
-        cache.reorder(flat)
+        logp = torch.where(done[..., None], frozen, logp.view(b, k, v))
+        scores, idx = (scores[..., None] + logp).view(b, k * v).topk(k, dim=-1)
+        src_beam, tok = idx // v, idx % v
+        cache.reorder((offsets + src_beam).view(-1), fixed=False)  # rows move among one sentence's beams only
         was_done = done.gather(1, src_beam)
         lengths = lengths.gather(1, src_beam) + (~was_done).long()
         done = was_done | tok.eq(eos)
         seqs = torch.cat([seqs.gather(1, src_beam[..., None].expand(-1, -1, seqs.shape[-1])), tok[..., None]], -1)
-        scores = top
-        last = tok.view(-1, 1)
-        if bool(done.all()):
-            break
     norm = ((5.0 + lengths.float()) / 6.0) ** length_penalty
     best = (scores / norm).argmax(-1)
-    chosen = seqs[torch.arange(b, device=device), best].tolist()
-    chosen_scores = scores[torch.arange(b, device=device), best].tolist()
-    finished = done[torch.arange(b, device=device), best].tolist()
-    return Hypotheses([_strip(s, eos) for s in chosen], chosen_scores, finished)
+    pick = torch.arange(b, device=device)
+    return Hypotheses([_strip(s, eos) for s in seqs[pick, best].tolist()], scores[pick, best].tolist(),
+                      done[pick, best].tolist())
+
+
+def _first_beams(logp: Tensor, k: int, eos: int) -> tuple[Tensor, Tensor]:
+    """The k best first tokens of each sentence (scores, tokens); with fewer tokens than
+    beams, the spare beams start dead (score -inf)."""
+    top, tok = logp.topk(min(k, logp.shape[-1]), dim=-1)
+    if top.shape[-1] < k:
+        spare = k - top.shape[-1]
+        top = torch.cat([top, top.new_full((top.shape[0], spare), float("-inf"))], -1)
+        tok = torch.cat([tok, tok.new_full((tok.shape[0], spare), eos)], -1)
+    return top, tok
 
 
 def _strip(seq: list[int], eos: int) -> list[int]:

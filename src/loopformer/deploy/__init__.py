@@ -19,4 +19,6 @@ def export_model(target: str, checkpoint: str | Path, out: str | Path, quantizat
         from .ctranslate2 import export_ctranslate2
 
         return export_ctranslate2(model, task, out, quantization)
-    raise ConfigError(f"no {target} export yet")
+    from .onnx import export_onnx
+
+    return export_onnx(model, task, out, folder=checkpoint)

@@ -39,7 +39,7 @@ def build_spec(model: nn.Module, vocab: list[str], target_vocab: list[str]):
     from ctranslate2.specs import common_spec, transformer_spec
 
     check_expressible(model)
-    flat = unroll(model) if model.config.arch != "vanilla" else model
+    flat = unroll(model)  # one layer per application, each with its own norms
     cfg = flat.config
     eps = {m.eps for m in flat.modules() if isinstance(m, nn.LayerNorm)}
     if len(eps) > 1:

@@ -131,11 +131,12 @@ def rolling_windows(ids: list[int], context: int) -> list[tuple[list[int], list[
     return pairs
 
 
-def write_heldout_tasks(text: str, folder: str | Path, docs: int = 20, doc_chars: int = 500, cloze: int = 100,
-                        seed: int = 0) -> list[str]:
+def write_heldout_tasks(text: str, folder: str | Path, docs: int = 20, doc_chars: int | None = 500,
+                        cloze: int = 100, seed: int = 0) -> list[str]:
     """Two offline lm-eval tasks over ``text`` (e.g. a run's validation text), written to
     ``folder`` as YAML beside their JSONL data: ``loopformer_heldout`` (rolling
-    log-likelihood of ``docs`` consecutive passages: word and byte perplexity, bits per
+    log-likelihood of ``docs`` consecutive passages of ``doc_chars`` characters, or of the
+    whole text as one passage with ``doc_chars=None``: word and byte perplexity, bits per
     byte) and ``loopformer_cloze`` (4-way multiple choice: which 16 characters follow a
     64-character context; the wrong choices are spans from elsewhere in the text).
     Returns the task names (``--include_path folder --tasks ...``)."""
@@ -144,7 +145,8 @@ def write_heldout_tasks(text: str, folder: str | Path, docs: int = 20, doc_chars
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    passages = [text[i * doc_chars:(i + 1) * doc_chars] for i in range(min(docs, len(text) // doc_chars))]
+    passages = [text] if doc_chars is None else \
+        [text[i * doc_chars:(i + 1) * doc_chars] for i in range(min(docs, len(text) // doc_chars))]
     rng = random.Random(seed)
     items = []
     for _ in range(cloze):

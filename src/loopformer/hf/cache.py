@@ -23,7 +23,7 @@ class LoopformerCache(Cache):
         return self.kv.length
 
     def reorder_cache(self, beam_idx: torch.LongTensor) -> None:
-        self.kv.reorder(beam_idx)
+        self.kv.reorder(beam_idx, fixed=False)  # beams of one sentence share its encoder output
 
     def batch_select_indices(self, indices: torch.Tensor) -> None:
         self.kv.reorder(indices)

@@ -72,13 +72,20 @@ class KVCache:
     def advance(self, steps: int) -> None:
         self.length += steps
 
-    def reorder(self, index: Tensor) -> None:
-        """Select batch rows (beam search): every entry and the padding mask follow ``index``."""
+    def reorder(self, index: Tensor, fixed: bool = True) -> None:
+        """Select batch rows: every entry and the padding mask follow ``index``.
+
+        ``fixed=False`` leaves the cross-attention entries as they are: beam search only
+        moves rows among the beams of one sentence, which share one encoder output, so
+        those rows are equal and copying them (as long as the source, at every step) is
+        pure waste."""
         for entry in self._entries.values():
             n = entry[2]
             entry[0] = entry[0].index_select(0, index) if n == entry[0].shape[2] else _select(entry[0], n, index)
             entry[1] = entry[1].index_select(0, index) if n == entry[1].shape[2] else _select(entry[1], n, index)
-        self._fixed = {k: (a.index_select(0, index), b.index_select(0, index)) for k, (a, b) in self._fixed.items()}
+        if fixed:
+            self._fixed = {k: (a.index_select(0, index), b.index_select(0, index))
+                           for k, (a, b) in self._fixed.items()}
         if self.padding_mask is not None:
             self.padding_mask = self.padding_mask.index_select(0, index)
 

@@ -52,10 +52,10 @@ class SpiralCache(KVCache):
             raise ValueError("SpiralFormer decoding needs unpadded batches (chunks are counted from position 0)")
         return None
 
-    def reorder(self, index: Tensor) -> None:
-        super().reorder(index)
+    def reorder(self, index: Tensor, fixed: bool = True) -> None:
+        super().reorder(index, fixed)
         for st in self.levels:
-            st.cache.reorder(index)
+            st.cache.reorder(index, fixed)
             st.pending = [p.index_select(0, index) for p in st.pending]
             st.outputs = {c: o.index_select(0, index) for c, o in st.outputs.items()}
 

@@ -1,0 +1,195 @@
+"""The measurements of the interoperability page, one JSON record each.
+
+- ``ct2``: a trained translation checkpoint exported to CTranslate2 (fp32 and int8),
+  Multi30k test2016 translated by loopformer and by CTranslate2 from the same token ids
+  (greedy and beam 4, batches of 32 sentences sorted by length): sacreBLEU, identical
+  hypotheses, wall time.
+- ``speed``: untrained weights of a preset (``vanilla-mt-base``), batch 32, 32 source
+  and exactly 32 new tokens (EOS never ends a row): new tokens/s of loopformer (fp32,
+  bf16) and CTranslate2 (fp32, int8) holding the same weights, greedy and beam 4,
+  interleaved in one process, best of ``repeats``.
+- ``lmeval``: lm-eval on offline tasks over a language model's validation text, next to
+  ``loopformer``'s own validation loss on the same windows.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from loopformer.data.batching import pad_batch
+from loopformer.data.tokenizer import BOS, EOS, PAD
+from loopformer.deploy.ctranslate2 import build_spec, export_ctranslate2
+from loopformer.deploy.onnx import OnnxTranslator, export_onnx
+from loopformer.generate import beam_search, decode, greedy_search
+from loopformer.tasks.translation import bleu
+
+NEVER = -1  # an end-of-sentence id no row emits: every row decodes exactly the steps asked
+
+
+def _ct2(folder: Path, threads: int):
+    import ctranslate2
+
+    return ctranslate2.Translator(str(folder), device="cpu", intra_threads=threads, inter_threads=1)
+
+
+def _batches(ids: list[list[int]], size: int) -> list[list[int]]:
+    order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+    return [order[i:i + size] for i in range(0, len(order), size)]
+
+
+def translate_loopformer(model, ids, beam, lp, max_len_of) -> tuple[list[list[int]], float]:
+    out: list[list[int]] = [[] for _ in ids]
+    start = time.perf_counter()
+    for idx in _batches(ids, 32):
+        src = pad_batch([ids[i] for i in idx], PAD)
+        hyps = decode(model, src, BOS, EOS, max_len_of(src.shape[1]), beam=beam, length_penalty=lp)
+        for i, h in zip(idx, hyps.tokens):
+            out[i] = h
+    return out, time.perf_counter() - start
+
+
+def translate_ct2(translator, task, ids, beam, lp, max_len_of) -> tuple[list[list[int]], float]:
+    backend = task.tok.backend
+    out: list[list[int]] = [[] for _ in ids]
+    start = time.perf_counter()
+    for idx in _batches(ids, 32):
+        toks = [[backend.id_to_token(t) for t in ids[i]] for i in idx]
+        width = max(len(ids[i]) for i in idx)
+        res = translator.translate_batch(toks, beam_size=beam, length_penalty=lp, max_batch_size=32,
+                                         max_decoding_length=max_len_of(width))
+        for i, r in zip(idx, res):
+            out[i] = [task.tgt_tok.backend.token_to_id(t) for t in r.hypotheses[0]]
+    return out, time.perf_counter() - start
+
+
+def measure_ct2(model, task, name: str, threads: int, beam: int) -> dict:
+    """test2016 by loopformer and CTranslate2 (fp32, int8): BLEU, agreement, seconds."""
+    torch.set_num_threads(threads)
+    src, refs = task.split("test2016")
+    limit = model.config.max_len - 2
+    ids = [row[: limit - 1] + [EOS] for row in task.tok.encode_batch(src)]
+    max_len_of = lambda width: min(int(width * 1.5) + 10, model.config.max_len - 1)  # noqa: E731  (as translate)
+    lp = task.cfg.length_penalty
+    record = {"checkpoint": name, "sentences": len(src), "threads": threads, "length_penalty": lp, "rows": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        folders = {q: export_ctranslate2(model, task, Path(tmp) / q, None if q == "float32" else q)
+                   for q in ("float32", "int8")}
+        sizes = {q: (f / "model.bin").stat().st_size for q, f in folders.items()}
+        onnx = OnnxTranslator(export_onnx(model, task, Path(tmp) / "onnx"), threads=threads)
+        for b in (1, beam):
+            ours, secs = translate_loopformer(model, ids, b, lp, max_len_of)
+            record["rows"].append(_row("loopformer", "float32", b, ours, ours, secs, task, refs))
+            theirs, secs = translate_loopformer(onnx, ids, b, lp, max_len_of)
+            record["rows"].append(_row("onnxruntime", "float32", b, theirs, ours, secs, task, refs))
+            for q, folder in folders.items():
+                theirs, secs = translate_ct2(_ct2(folder, threads), task, ids, b, lp, max_len_of)
+                record["rows"].append(_row("ctranslate2", q, b, theirs, ours, secs, task, refs))
+    record["ct2_model_bytes"] = sizes
+    return record
+
+
+def _row(engine, dtype, beam, hyps, reference_hyps, seconds, task, refs) -> dict:
+    text = [task.tgt_tok.decode(h) for h in hyps]
+    score, signature = bleu(text, refs)
+    return {"engine": engine, "dtype": dtype, "beam": beam, "bleu": score.score, "signature": signature,
+            "same_as_loopformer": sum(a == b for a, b in zip(hyps, reference_hyps)), "seconds": seconds,
+            "new_tokens": sum(len(h) + 1 for h in hyps)}
+
+
+def measure_speed(model, threads: int, beam: int, repeats: int, batch: int = 32, length: int = 32) -> dict:
+    """New tokens/s, exactly ``length`` new tokens per row, loopformer against CTranslate2."""
+    torch.set_num_threads(threads)
+    vocab = [f"t{i}" for i in range(model.config.vocab_size)]
+    vocab[:4] = ["<pad>", "<bos>", "<eos>", "<unk>"]
+    gen = torch.Generator().manual_seed(0)
+    src = torch.randint(4, model.config.vocab_size, (batch, length - 1), generator=gen)
+    src = torch.cat([src, torch.full((batch, 1), EOS)], 1)
+    toks = [[vocab[i] for i in row] for row in src.tolist()]
+    bf16 = _bf16_copy(model)
+    work = tempfile.TemporaryDirectory()
+    onnx = OnnxTranslator(export_onnx(model, None, Path(work.name) / "onnx"), threads=threads)
+    runs = {("onnxruntime", "float32", 1): lambda: greedy_search(onnx, src, BOS, NEVER, length),
+            ("onnxruntime", "float32", beam): lambda: beam_search(onnx, src, BOS, NEVER, length, beam=beam),
+            ("loopformer", "float32", 1): lambda: greedy_search(model, src, BOS, NEVER, length),
+            ("loopformer", "float32", beam): lambda: beam_search(model, src, BOS, NEVER, length, beam=beam),
+            ("loopformer", "bfloat16", 1): lambda: greedy_search(bf16, src, BOS, NEVER, length),
+            ("loopformer", "bfloat16", beam): lambda: beam_search(bf16, src, BOS, NEVER, length, beam=beam)}
+    with tempfile.TemporaryDirectory() as tmp:
+        for q in ("float32", "int8"):
+            spec = build_spec(model, vocab, vocab)
+            spec.validate()
+            spec.optimize(quantization=None if q == "float32" else q)
+            (Path(tmp) / q).mkdir()
+            spec.save(str(Path(tmp) / q))
+            tr = _ct2(Path(tmp) / q, threads)
+            for b in (1, beam):
+                runs[("ctranslate2", q, b)] = (lambda tr=tr, b=b: tr.translate_batch(
+                    toks, beam_size=b, max_batch_size=batch, min_decoding_length=length,
+                    max_decoding_length=length, length_penalty=0.0))
+        same = _greedy_agrees(runs, vocab)
+        best = {key: float("inf") for key in runs}
+        for _ in range(repeats):  # interleaved: a slow spell of the machine hits every row alike
+            for key, fn in runs.items():
+                best[key] = min(best[key], _timed(fn))
+    work.cleanup()
+    rows = [{"engine": e, "dtype": d, "beam": b, "seconds": s, "new_tokens_per_s": batch * length / s}
+            for (e, d, b), s in best.items()]
+    return {"batch": batch, "src_len": length, "new_tokens": length, "threads": threads, "repeats": repeats,
+            "fp32_greedy_identical": same, "rows": rows}
+
+
+def _bf16_copy(model):
+    import copy
+
+    return copy.deepcopy(model).to(torch.bfloat16)
+
+
+def _timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def _greedy_agrees(runs, vocab) -> bool:
+    """CTranslate2's fp32 greedy tokens equal loopformer's (its first token is <bos>-led)."""
+    ours = runs[("loopformer", "float32", 1)]()
+    theirs = runs[("ctranslate2", "float32", 1)]()
+    index = {t: i for i, t in enumerate(vocab)}
+    return all([index[t] for t in r.hypotheses[0]] == o for r, o in zip(theirs, ours.tokens))
+
+
+def measure_lmeval(checkpoint: str, windows: int, work: Path) -> dict:
+    """lm-eval (offline tasks over the validation text) and ``loopformer``'s own loss."""
+    import math
+
+    import lm_eval
+
+    from loopformer.harness import write_heldout_tasks
+    from loopformer.tasks.registry import load_checkpoint
+
+    model, task, _ = load_checkpoint(checkpoint)
+    t = task.cfg.context
+    ids = task.ids("val")[: windows * t + 1]
+    text = task.tok.decode(ids.tolist())
+    own = _own_loss(model, ids, t)
+    names = write_heldout_tasks(text, work, doc_chars=None, cloze=200)
+    out = lm_eval.simple_evaluate(model="loopformer", model_args=f"pretrained={checkpoint}", tasks=names,
+                                  batch_size=16, task_manager=lm_eval.tasks.TaskManager(include_path=str(work)))
+    res = {k: {m: v for m, v in r.items() if isinstance(v, (int, float))} for k, r in out["results"].items()}
+    byte_ppl = res["loopformer_heldout"]["byte_perplexity,none"]
+    n_bytes = len(text.encode("utf-8"))
+    return {"checkpoint": checkpoint, "windows": windows, "context": t, "characters": len(text), "bytes": n_bytes,
+            "lm_eval_version": lm_eval.__version__, "lm_eval": res, "loopformer_val_loss": own,
+            "lm_eval_loss_per_token": math.log(byte_ppl) * n_bytes / (windows * t)}
+
+
+def _own_loss(model, ids, t) -> float:
+    """``loopformer eval``'s loss on these windows (consecutive, ``t`` inputs each)."""
+    w = ids.unfold(0, t + 1, t)
+    with torch.no_grad():
+        logits = model(w[:, :-1]).float()
+    return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), w[:, 1:].reshape(-1)).item()

@@ -1,0 +1,94 @@
+"""docs/results/interop.md from the records in docs/results/interop/."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+PAGE = "interop.md"
+
+
+def write_page(folder: Path) -> Path:
+    records = {p.stem: json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))}
+    lines = ["# Using loopformer models elsewhere: measured", "",
+             "Written by `python -m reports interop` (see its `--help`) from the records in `interop/`.",
+             "How to export and evaluate: [docs/interop.md](../interop.md).", ""]
+    lines += _ct2_section({k: v for k, v in records.items() if k.startswith("ct2-")})
+    lines += _speed_section({k: v for k, v in records.items() if k.startswith("speed-")})
+    lines += _lmeval_section({k: v for k, v in records.items() if k.startswith("lmeval-")})
+    path = folder.parent / PAGE
+    path.write_text("\n".join(lines).rstrip() + "\n")
+    return path
+
+
+def _ct2_section(records: dict) -> list[str]:
+    lines = ["## CTranslate2: the same translations from an exported model", ""]
+    if not records:
+        return lines + ["No record yet (`--part ct2`).", ""]
+    lines += ["Multi30k test2016 (1,000 sentences), the same source token ids, batches of 32 sentences sorted by "
+              "length; looped models are exported unrolled with their level signals folded into the weights. "
+              "`same` counts hypotheses identical to loopformer's at that beam.", "",
+              "| checkpoint | engine | weights | beam | BLEU | same | seconds |", "|---|---|---|---|---|---|---|"]
+    for rec in records.values():
+        for r in rec["rows"]:
+            lines.append(f"| {rec['checkpoint']} | {r['engine']} | {r['dtype']} | {r['beam']} | {r['bleu']:.2f} | "
+                         f"{r['same_as_loopformer']} / {rec['sentences']} | {r['seconds']:.1f} |")
+    rec = next(iter(records.values()))
+    lines += ["", f"{rec['threads']} threads; length penalty {rec['length_penalty']} for both engines (loopformer "
+              "normalises beam scores by GNMT's ((5 + len) / 6)^α, CTranslate2 by len^α, so beam hypotheses may "
+              f"differ). sacreBLEU signature: `{rec['rows'][0]['signature']}`.", ""]
+    return lines
+
+
+def _speed_section(records: dict) -> list[str]:
+    lines = ["## Decoding speed against CTranslate2", ""]
+    if not records:
+        return lines + ["No record yet (`--part speed`).", ""]
+    for rec in records.values():
+        lines += [f"`{rec['preset']}`, untrained weights held by both engines: batch {rec['batch']}, "
+                  f"{rec['src_len']} source tokens, exactly {rec['new_tokens']} new tokens per row, "
+                  f"{rec['threads']} threads, best of {rec['repeats']} (interleaved). fp32 greedy outputs identical: "
+                  f"**{rec['fp32_greedy_identical']}**.", "",
+                  "| engine | weights | beam | seconds | new tokens/s |", "|---|---|---|---|---|"]
+        for r in rec["rows"]:
+            lines.append(f"| {r['engine']} | {r['dtype']} | {r['beam']} | {r['seconds']:.2f} | "
+                         f"{r['new_tokens_per_s']:,.0f} |")
+        lines += [""] + _ratios(rec) + [""]
+    return lines
+
+
+def _ratios(rec: dict) -> list[str]:
+    speed = {(r["engine"], r["dtype"], r["beam"]): r["new_tokens_per_s"] for r in rec["rows"]}
+    beams = sorted({r["beam"] for r in rec["rows"]})
+    out = []
+    for b in beams:
+        name = "greedy" if b == 1 else f"beam {b}"
+        fp = speed[("loopformer", "float32", b)] / speed[("ctranslate2", "float32", b)]
+        bf = speed[("loopformer", "bfloat16", b)] / speed[("ctranslate2", "int8", b)]
+        out.append(f"- {name}: loopformer fp32 is **{fp:.2f}×** CTranslate2 fp32; loopformer bf16 is "
+                   f"**{bf:.2f}×** CTranslate2 int8.")
+    for engine, dtype in (("loopformer", "float32"), ("ctranslate2", "float32")):
+        b = beams[-1]
+        out.append(f"- beam {b} costs {engine} ({dtype}) {speed[(engine, dtype, 1)] / speed[(engine, dtype, b)]:.2f}× "
+                   "its greedy time.")
+    return out
+
+
+def _lmeval_section(records: dict) -> list[str]:
+    lines = ["## lm-evaluation-harness", ""]
+    if not records:
+        return lines + ["No record yet (`--part lmeval`).", ""]
+    for rec in records.values():
+        res = rec["lm_eval"]
+        held, cloze = res["loopformer_heldout"], res["loopformer_cloze"]
+        lines += [f"`{rec['checkpoint']}`: lm-eval {rec['lm_eval_version']}, offline tasks written by "
+                  "`loopformer.harness.write_heldout_tasks` over the first "
+                  f"{rec['windows']} validation windows ({rec['characters']:,} characters, context {rec['context']}).",
+                  "", "| task | metric | value |", "|---|---|---|"]
+        for m in ("word_perplexity", "byte_perplexity", "bits_per_byte"):
+            lines.append(f"| loopformer_heldout | {m} | {held[m + ',none']:.4f} |")
+        lines.append(f"| loopformer_cloze | acc | {cloze['acc,none']:.4f} ± {cloze.get('acc_stderr,none', 0):.4f} |")
+        lines += ["", f"Loss per token from lm-eval's byte perplexity (ln byte-ppl × bytes / predicted tokens): "
+                  f"**{rec['lm_eval_loss_per_token']:.5f}**; loopformer's own loss on the same windows: "
+                  f"**{rec['loopformer_val_loss']:.5f}**.", ""]
+    return lines
