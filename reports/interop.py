@@ -1,6 +1,7 @@
 """The interoperability page: loopformer models in CTranslate2 and lm-evaluation-harness.
 
     python -m reports interop --part ct2 --mt runs/table/vanilla-6x6-s0/best,runs/table/ringformer-6x6-s0/best
+    python -m reports interop --part hf --mt runs/table/ringformer-6x6-s0/best
     python -m reports interop --part speed --presets vanilla-mt-base,vanilla-mt-small
     python -m reports interop --part lmeval --lm runs/test-time-depth/lm-looped-fixed-s0/best
     python -m reports interop --page-only
@@ -24,7 +25,7 @@ OUT = RESULTS / "interop"
 
 def main(argv: list[str] | None = None) -> int:
     ap = runner.parser("interop", __doc__)
-    ap.add_argument("--part", choices=["ct2", "speed", "lmeval"], action="append", default=[])
+    ap.add_argument("--part", choices=["ct2", "hf", "speed", "lmeval"], action="append", default=[])
     ap.add_argument("--mt", default="", help="comma-separated trained translation checkpoints")
     ap.add_argument("--presets", default="vanilla-mt-base,vanilla-mt-small")
     ap.add_argument("--lm", default="", help="a trained language-model checkpoint")
@@ -53,6 +54,10 @@ def _run(part: str, args) -> None:
             name = Path(ckpt).parent.name
             _once(f"ct2-{name}", args.force, lambda: m.measure_ct2(*load_translation_checkpoint(ckpt), name,
                                                                    args.threads, args.beam))
+    elif part == "hf":
+        for ckpt in filter(None, args.mt.split(",")):
+            name = Path(ckpt).parent.name
+            _once(f"hf-{name}", args.force, lambda: m.measure_hf(ckpt, args.threads, args.beam))
     elif part == "speed":
         from loopformer import create_model
 

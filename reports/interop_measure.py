@@ -193,3 +193,42 @@ def _own_loss(model, ids, t) -> float:
     with torch.no_grad():
         logits = model(w[:, :-1]).float()
     return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), w[:, 1:].reshape(-1)).item()
+
+
+def measure_hf(checkpoint: str, threads: int, beam: int) -> dict:
+    """test2016 through the exported Hugging Face model's ``generate`` against loopformer."""
+    import transformers
+
+    import loopformer.hf  # noqa: F401  (Auto classes)
+    from loopformer.hf import export_hf
+    from loopformer.tasks.translation_run import load_translation_checkpoint
+
+    torch.set_num_threads(threads)
+    model, task = load_translation_checkpoint(checkpoint)
+    src, refs = task.split("test2016")
+    lp = task.cfg.length_penalty
+    limit = model.config.max_len - 2
+    ids = [row[: limit - 1] + [EOS] for row in task.tok.encode_batch(src)]
+    max_len_of = lambda width: min(int(width * 1.5) + 10, model.config.max_len - 1)  # noqa: E731
+    record = {"checkpoint": Path(checkpoint).parent.name, "sentences": len(src), "threads": threads,
+              "length_penalty": lp, "transformers_version": transformers.__version__, "rows": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        hf = transformers.AutoModelForSeq2SeqLM.from_pretrained(export_hf(checkpoint, Path(tmp) / "hf")).eval()
+        for b in (1, beam):
+            ours, secs = translate_loopformer(model, ids, b, lp, max_len_of)
+            record["rows"].append(_row("loopformer", "float32", b, ours, ours, secs, task, refs))
+            theirs, secs = _translate_hf(hf, ids, b, lp, max_len_of)
+            record["rows"].append(_row("transformers", "float32", b, theirs, ours, secs, task, refs))
+    return record
+
+
+def _translate_hf(hf, ids, beam, lp, max_len_of) -> tuple[list[list[int]], float]:
+    out: list[list[int]] = [[] for _ in ids]
+    start = time.perf_counter()
+    for idx in _batches(ids, 32):
+        src = pad_batch([ids[i] for i in idx], PAD)
+        gen = hf.generate(input_ids=src, attention_mask=src.ne(PAD).long(), num_beams=beam, do_sample=False,
+                          length_penalty=lp, max_new_tokens=max_len_of(src.shape[1]), early_stopping=False)
+        for i, row in zip(idx, gen[:, 1:].tolist()):
+            out[i] = row[: row.index(EOS)] if EOS in row else [t for t in row if t != PAD]
+    return out, time.perf_counter() - start

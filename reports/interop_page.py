@@ -14,6 +14,7 @@ def write_page(folder: Path) -> Path:
              "Written by `python -m reports interop` (see its `--help`) from the records in `interop/`.",
              "How to export and evaluate: [docs/interop.md](../interop.md).", ""]
     lines += _ct2_section({k: v for k, v in records.items() if k.startswith("ct2-")})
+    lines += _hf_section({k: v for k, v in records.items() if k.startswith("hf-")})
     lines += _speed_section({k: v for k, v in records.items() if k.startswith("speed-")})
     lines += _lmeval_section({k: v for k, v in records.items() if k.startswith("lmeval-")})
     path = folder.parent / PAGE
@@ -38,6 +39,22 @@ def _ct2_section(records: dict) -> list[str]:
               "normalises beam scores by GNMT's ((5 + len) / 6)^α, CTranslate2 by len^α, so beam hypotheses may "
               f"differ). sacreBLEU signature: `{rec['rows'][0]['signature']}`.", ""]
     return lines
+
+
+def _hf_section(records: dict) -> list[str]:
+    lines = ["## Hugging Face `generate` on an exported translation model", ""]
+    if not records:
+        return lines + ["No record yet (`--part hf`).", ""]
+    lines += ["Multi30k test2016 through `AutoModelForSeq2SeqLM.generate` (batches of 32, the same token ids) "
+              "against loopformer's own search. Greedy is the same algorithm; beam search is Hugging Face's "
+              "(finished hypotheses set aside, scores normalised by len^α) against loopformer's (finished "
+              "hypotheses stay among the beams, GNMT's ((5 + len) / 6)^α).", "",
+              "| checkpoint | engine | beam | BLEU | same as loopformer | seconds |", "|---|---|---|---|---|---|"]
+    for rec in records.values():
+        for r in rec["rows"]:
+            lines.append(f"| {rec['checkpoint']} | {r['engine']} | {r['beam']} | {r['bleu']:.2f} | "
+                         f"{r['same_as_loopformer']} / {rec['sentences']} | {r['seconds']:.1f} |")
+    return lines + [""]
 
 
 def _speed_section(records: dict) -> list[str]:
