@@ -52,19 +52,16 @@ def _run(part: str, args) -> None:
 
         for ckpt in filter(None, args.mt.split(",")):
             name = Path(ckpt).parent.name
-            _once(f"ct2-{name}", args.force, lambda: m.measure_ct2(*load_translation_checkpoint(ckpt), name,
-                                                                   args.threads, args.beam))
+            _once(f"ct2-{name}", args.force, lambda ckpt=ckpt, name=name: m.measure_ct2(
+                *load_translation_checkpoint(ckpt), name, args.threads, args.beam))
     elif part == "hf":
         for ckpt in filter(None, args.mt.split(",")):
             name = Path(ckpt).parent.name
-            _once(f"hf-{name}", args.force, lambda: m.measure_hf(ckpt, args.threads, args.beam))
+            _once(f"hf-{name}", args.force, lambda ckpt=ckpt: m.measure_hf(ckpt, args.threads, args.beam))
     elif part == "speed":
-        from loopformer import create_model
-
         for preset in filter(None, args.presets.split(",")):
-            model = create_model(preset, vocab_size=8000).eval()
-            _once(f"speed-{preset}", args.force, lambda: {"preset": preset, **m.measure_speed(
-                model, args.threads, args.beam, args.repeats)})
+            _once(f"speed-{preset}", args.force, lambda preset=preset: {"preset": preset, **m.measure_speed(
+                preset, args.threads, args.beam, args.repeats)})
     elif args.lm:
         with tempfile.TemporaryDirectory() as tmp:
             _once(f"lmeval-{Path(args.lm).parent.name}", args.force,

@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import copy
 import tempfile
 import time
 from pathlib import Path
@@ -100,66 +101,88 @@ def _row(engine, dtype, beam, hyps, reference_hyps, seconds, task, refs) -> dict
             "new_tokens": sum(len(h) + 1 for h in hyps)}
 
 
-def measure_speed(model, threads: int, beam: int, repeats: int, batch: int = 32, length: int = 32) -> dict:
-    """New tokens/s, exactly ``length`` new tokens per row, loopformer against CTranslate2."""
-    torch.set_num_threads(threads)
-    vocab = [f"t{i}" for i in range(model.config.vocab_size)]
-    vocab[:4] = ["<pad>", "<bos>", "<eos>", "<unk>"]
-    gen = torch.Generator().manual_seed(0)
-    src = torch.randint(4, model.config.vocab_size, (batch, length - 1), generator=gen)
-    src = torch.cat([src, torch.full((batch, 1), EOS)], 1)
-    toks = [[vocab[i] for i in row] for row in src.tolist()]
-    bf16 = _bf16_copy(model)
-    work = tempfile.TemporaryDirectory()
-    onnx = OnnxTranslator(export_onnx(model, None, Path(work.name) / "onnx"), threads=threads)
-    runs = {("onnxruntime", "float32", 1): lambda: greedy_search(onnx, src, BOS, NEVER, length),
-            ("onnxruntime", "float32", beam): lambda: beam_search(onnx, src, BOS, NEVER, length, beam=beam),
-            ("loopformer", "float32", 1): lambda: greedy_search(model, src, BOS, NEVER, length),
-            ("loopformer", "float32", beam): lambda: beam_search(model, src, BOS, NEVER, length, beam=beam),
-            ("loopformer", "bfloat16", 1): lambda: greedy_search(bf16, src, BOS, NEVER, length),
-            ("loopformer", "bfloat16", beam): lambda: beam_search(bf16, src, BOS, NEVER, length, beam=beam)}
-    with tempfile.TemporaryDirectory() as tmp:
-        for q in ("float32", "int8"):
-            spec = build_spec(model, vocab, vocab)
-            spec.validate()
-            spec.optimize(quantization=None if q == "float32" else q)
-            (Path(tmp) / q).mkdir()
-            spec.save(str(Path(tmp) / q))
-            tr = _ct2(Path(tmp) / q, threads)
-            for b in (1, beam):
-                runs[("ctranslate2", q, b)] = (lambda tr=tr, b=b: tr.translate_batch(
-                    toks, beam_size=b, max_batch_size=batch, min_decoding_length=length,
-                    max_decoding_length=length, length_penalty=0.0))
-        same = _greedy_agrees(runs, vocab)
-        best = {key: float("inf") for key in runs}
-        for _ in range(repeats):  # interleaved: a slow spell of the machine hits every row alike
-            for key, fn in runs.items():
-                best[key] = min(best[key], _timed(fn))
-    work.cleanup()
-    rows = [{"engine": e, "dtype": d, "beam": b, "seconds": s, "new_tokens_per_s": batch * length / s}
-            for (e, d, b), s in best.items()]
+def measure_speed(preset: str, threads: int, beam: int, repeats: int, batch: int = 32, length: int = 32) -> dict:
+    """New tokens/s, exactly ``length`` new tokens per row: loopformer, CTranslate2 and
+    onnxruntime each timed in a process of its own (their thread pools would otherwise
+    compete: onnxruntime's spin after each call), on the same seeded weights and inputs."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    args = [(preset, engine, threads, beam, repeats, batch, length)
+            for engine in ("loopformer", "ctranslate2", "onnxruntime")]
+    with ctx.Pool(1, maxtasksperchild=1) as pool:
+        parts = [pool.apply(_engine_speed, a) for a in args]
+    rows = [row for part in parts for row in part["rows"]]
+    same = parts[0]["greedy"] == parts[1]["greedy"]
     return {"batch": batch, "src_len": length, "new_tokens": length, "threads": threads, "repeats": repeats,
             "fp32_greedy_identical": same, "rows": rows}
 
 
-def _bf16_copy(model):
-    import copy
+def _speed_setup(preset: str, batch: int, length: int):
+    from loopformer import create_model
 
-    return copy.deepcopy(model).to(torch.bfloat16)
+    torch.manual_seed(0)
+    model = create_model(preset, vocab_size=8000).eval()
+    gen = torch.Generator().manual_seed(0)
+    src = torch.randint(4, model.config.vocab_size, (batch, length - 1), generator=gen)
+    return model, torch.cat([src, torch.full((batch, 1), EOS)], 1)
+
+
+def _engine_speed(preset, engine, threads, beam, repeats, batch, length) -> dict:
+    """One engine's best-of-``repeats`` times (after a warm-up), and its fp32 greedy tokens."""
+    torch.set_num_threads(threads)
+    model, src = _speed_setup(preset, batch, length)
+    runs = _engine_runs(engine, model, src, threads, beam, length, tempfile.mkdtemp())
+    greedy = runs[("float32", 1)]()
+    rows = []
+    for (dtype, b), fn in runs.items():
+        fn()  # warm-up
+        seconds = min(_timed(fn) for _ in range(repeats))
+        rows.append({"engine": engine, "dtype": dtype, "beam": b, "seconds": seconds,
+                     "new_tokens_per_s": batch * length / seconds})
+    return {"rows": rows, "greedy": _token_ids(greedy)}
+
+
+def _engine_runs(engine, model, src, threads, beam, length, tmp) -> dict:
+    if engine == "loopformer":
+        bf16 = copy.deepcopy(model).to(torch.bfloat16)
+        return {(d, b): (lambda m=m, b=b: beam_search(m, src, BOS, NEVER, length, beam=b) if b > 1
+                         else greedy_search(m, src, BOS, NEVER, length))
+                for d, m in (("float32", model), ("bfloat16", bf16)) for b in (1, beam)}
+    if engine == "onnxruntime":
+        onnx = OnnxTranslator(export_onnx(model, None, Path(tmp) / "onnx"), threads=threads)
+        return {("float32", b): (lambda b=b: beam_search(onnx, src, BOS, NEVER, length, beam=b) if b > 1
+                                 else greedy_search(onnx, src, BOS, NEVER, length)) for b in (1, beam)}
+    vocab = [f"t{i}" for i in range(model.config.vocab_size)]
+    vocab[:4] = ["<pad>", "<bos>", "<eos>", "<unk>"]
+    toks = [[vocab[i] for i in row] for row in src.tolist()]
+    runs = {}
+    for q in ("float32", "int8"):
+        spec = build_spec(model, vocab, vocab)
+        spec.validate()
+        spec.optimize(quantization=None if q == "float32" else q)
+        (Path(tmp) / q).mkdir()
+        spec.save(str(Path(tmp) / q))
+        tr = _ct2(Path(tmp) / q, threads)
+        for b in (1, beam):
+            runs[(q, b)] = (lambda tr=tr, b=b: tr.translate_batch(
+                toks, beam_size=b, max_batch_size=len(toks), min_decoding_length=length,
+                max_decoding_length=length, length_penalty=0.0))
+    return runs
+
+
+def _token_ids(out) -> list[list[int]]:
+    """Token ids of a loopformer search result or of CTranslate2's results."""
+    if hasattr(out, "tokens"):
+        return out.tokens
+    return [[int(t[1:]) if t.startswith("t") else ["<pad>", "<bos>", "<eos>", "<unk>"].index(t)
+             for t in r.hypotheses[0]] for r in out]
 
 
 def _timed(fn) -> float:
     start = time.perf_counter()
     fn()
     return time.perf_counter() - start
-
-
-def _greedy_agrees(runs, vocab) -> bool:
-    """CTranslate2's fp32 greedy tokens equal loopformer's (its first token is <bos>-led)."""
-    ours = runs[("loopformer", "float32", 1)]()
-    theirs = runs[("ctranslate2", "float32", 1)]()
-    index = {t: i for i, t in enumerate(vocab)}
-    return all([index[t] for t in r.hypotheses[0]] == o for r, o in zip(theirs, ours.tokens))
 
 
 def measure_lmeval(checkpoint: str, windows: int, work: Path) -> dict:

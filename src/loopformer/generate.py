@@ -1,7 +1,8 @@
 """Greedy and batched beam search for encoder-decoder models, on the (level, layer) KV cache.
 
-Both decode one token per step for the whole batch; finished rows keep emitting padding
-at no cost. Beam search returns the raw sum of log-probabilities of each hypothesis
+Both decode one token per step for the whole batch; a finished row (greedy) or a
+sentence whose hypotheses have all ended (beam) leaves the batch and the cache, so no
+step is spent on it. Beam search returns the raw sum of log-probabilities of each hypothesis
 (so it can be checked against teacher-forced scoring) and picks the winner with a
 length penalty ``score / ((5 + len) / 6) ** alpha`` (GNMT); ``alpha = 0`` disables it.
 """
@@ -34,24 +35,56 @@ def greedy_search(
     model, src: Tensor, bos: int, eos: int, max_len: int, src_padding_mask: Tensor | None = None
 ) -> Hypotheses:
     memory, mem_pad = model.encode(src, src_padding_mask)
-    b = src.shape[0]
+    b, device = src.shape[0], src.device
     cache = model.new_cache()
-    last = torch.full((b, 1), bos, dtype=torch.long, device=src.device)
-    done = torch.zeros(b, dtype=torch.bool, device=src.device)
-    scores = torch.zeros(b, dtype=torch.float32, device=src.device)
-    out: list[Tensor] = []
+    out = Hypotheses([[] for _ in range(b)], [0.0] * b, [False] * b)
+    ids = torch.arange(b, device=device)  # the input rows still decoding
+    last = torch.full((b, 1), bos, dtype=torch.long, device=device)
+    scores = torch.zeros(b, dtype=torch.float32, device=device)
+    seqs = torch.empty(b, 0, dtype=torch.long, device=device)
     for _ in range(max_len):
         logp = model.decode(last, memory, mem_pad, cache)[:, -1].float().log_softmax(-1)
         tok = logp.argmax(-1)
-        scores += torch.where(done, torch.zeros_like(scores), logp.gather(1, tok[:, None])[:, 0])
-        tok = torch.where(done, torch.full_like(tok, eos), tok)
-        out.append(tok)
-        done |= tok.eq(eos)
-        last = tok[:, None]
-        if bool(done.all()):
-            break
-    seqs = torch.stack(out, 1).tolist() if out else [[] for _ in range(b)]
-    return Hypotheses([_strip(s, eos) for s in seqs], scores.tolist(), done.tolist())
+        scores = scores + logp.gather(1, tok[:, None])[:, 0]
+        seqs, last = torch.cat([seqs, tok[:, None]], 1), tok[:, None]
+        ended = tok.eq(eos)
+        if not bool(ended.any()):
+            continue
+        _emit_rows(out, ids, seqs, scores, ended, eos, True)
+        if bool(ended.all()):
+            return out
+        # finished rows leave the batch (and the cache): no step is spent on them
+        keep = (~ended).nonzero()[:, 0]
+        ids, seqs, scores, last = ids[keep], seqs[keep], scores[keep], last[keep]
+        memory, mem_pad = memory.index_select(0, keep), mem_pad.index_select(0, keep)
+        cache.reorder(keep)
+    _emit_rows(out, ids, seqs, scores, torch.ones_like(ids, dtype=torch.bool), eos, False)
+    return out
+
+
+def _emit_rows(out: Hypotheses, ids: Tensor, seqs: Tensor, scores: Tensor, which: Tensor, eos: int,
+               finished: bool) -> None:
+    rows = which.nonzero()[:, 0].tolist()
+    ids_, seqs_, scores_ = ids.tolist(), seqs.tolist(), scores.tolist()
+    for r in rows:
+        out.tokens[ids_[r]], out.scores[ids_[r]], out.finished[ids_[r]] = _strip(seqs_[r], eos), scores_[r], finished
+
+
+@dataclass
+class _Beams:
+    """The sentences still searching: ``k`` hypotheses each (a sentence leaves once all
+    its hypotheses have ended, and its rows leave the decoding batch with it)."""
+
+    ids: Tensor  # (n,) the sentences' rows in the input batch
+    scores: Tensor  # (n, k) sums of log-probabilities
+    tok: Tensor  # (n, k) the last token of each hypothesis
+    done: Tensor  # (n, k) whether it emitted EOS
+    lengths: Tensor  # (n, k) tokens counted by the length penalty
+    seqs: Tensor  # (n, k, t) the tokens so far
+
+    def keep(self, rows: Tensor) -> "_Beams":
+        return _Beams(*(t.index_select(0, rows) for t in (self.ids, self.scores, self.tok, self.done,
+                                                           self.lengths, self.seqs)))
 
 
 @packs_linears
@@ -62,8 +95,9 @@ def beam_search(
 ) -> Hypotheses:
     memory, mem_pad = model.encode(src, src_padding_mask)
     b, device, k = src.shape[0], src.device, beam
+    out = Hypotheses([[] for _ in range(b)], [0.0] * b, [False] * b)
     if max_len < 1:
-        return Hypotheses([[] for _ in range(b)], [0.0] * b, [False] * b)
+        return out
     cache = model.new_cache()
     # every beam starts from the same <bos>: the first step runs once per sentence, and
     # only then are the cache (cross-attention included) and the memory widened to k rows
@@ -73,28 +107,54 @@ def beam_search(
     cache.reorder(rows)
     memory, mem_pad = memory.index_select(0, rows), mem_pad.index_select(0, rows)
     scores, tok = _first_beams(first, k, eos)
-    done, lengths, seqs = tok.eq(eos), torch.ones(b, k, dtype=torch.long, device=device), tok[..., None]
+    state = _Beams(torch.arange(b, device=device), scores, tok, tok.eq(eos),
+                   torch.ones(b, k, dtype=torch.long, device=device), tok[..., None])
     frozen = torch.full((first.shape[-1],), float("-inf"), device=device)
     frozen[eos] = 0.0  # a finished beam's only continuation is EOS again, at no cost
-    offsets = torch.arange(b, device=device)[:, None] * k
     for _ in range(max_len - 1):
-        if bool(done.all()):
-            break
-        logp = model.decode(tok.view(-1, 1), memory, mem_pad, cache)[:, -1].float().log_softmax(-1)
-        v = logp.shape[-1]
-        logp = torch.where(done[..., None], frozen, logp.view(b, k, v))
-        scores, idx = (scores[..., None] + logp).view(b, k * v).topk(k, dim=-1)
-        src_beam, tok = idx // v, idx % v
-        cache.reorder((offsets + src_beam).view(-1), fixed=False)  # rows move among one sentence's beams only
-        was_done = done.gather(1, src_beam)
-        lengths = lengths.gather(1, src_beam) + (~was_done).long()
-        done = was_done | tok.eq(eos)
-        seqs = torch.cat([seqs.gather(1, src_beam[..., None].expand(-1, -1, seqs.shape[-1])), tok[..., None]], -1)
-    norm = ((5.0 + lengths.float()) / 6.0) ** length_penalty
-    best = (scores / norm).argmax(-1)
-    pick = torch.arange(b, device=device)
-    return Hypotheses([_strip(s, eos) for s in seqs[pick, best].tolist()], scores[pick, best].tolist(),
-                      done[pick, best].tolist())
+        ended = state.done.all(-1)
+        if bool(ended.any()):  # a sentence whose hypotheses all ended can no longer change
+            _emit(out, state, ended, length_penalty, eos)
+            keep = (~ended).nonzero()[:, 0]
+            if keep.numel() == 0:
+                return out
+            rows = (keep[:, None] * k + torch.arange(k, device=device)).view(-1)
+            cache.reorder(rows)
+            memory, mem_pad, state = memory.index_select(0, rows), mem_pad.index_select(0, rows), state.keep(keep)
+        logp = model.decode(state.tok.view(-1, 1), memory, mem_pad, cache)[:, -1].float().log_softmax(-1)
+        state = _advance(state, logp, frozen, cache, eos)
+    _emit(out, state, torch.ones_like(state.ids, dtype=torch.bool), length_penalty, eos)
+    return out
+
+
+def _advance(state: _Beams, logp: Tensor, frozen: Tensor, cache, eos: int) -> _Beams:
+    """One step: the k best continuations of each sentence's hypotheses."""
+    n, k = state.scores.shape
+    v = logp.shape[-1]
+    logp = logp.view(n, k, v)
+    if bool(state.done.any()):
+        logp = torch.where(state.done[..., None], frozen, logp)
+    scores, idx = (state.scores[..., None] + logp).view(n, k * v).topk(k, dim=-1)
+    src_beam, tok = idx // v, idx % v
+    offsets = torch.arange(n, device=idx.device)[:, None] * k
+    cache.reorder((offsets + src_beam).view(-1), fixed=False)  # rows move among one sentence's beams only
+    was_done = state.done.gather(1, src_beam)
+    seqs = state.seqs.gather(1, src_beam[..., None].expand(-1, -1, state.seqs.shape[-1]))
+    return _Beams(state.ids, scores, tok, was_done | tok.eq(eos),
+                  state.lengths.gather(1, src_beam) + (~was_done).long(), torch.cat([seqs, tok[..., None]], -1))
+
+
+def _emit(out: Hypotheses, state: _Beams, which: Tensor, length_penalty: float, eos: int) -> None:
+    """Write the best hypothesis (by length-normalised score) of the sentences ``which``."""
+    norm = ((5.0 + state.lengths.float()) / 6.0) ** length_penalty
+    best = (state.scores / norm).argmax(-1)
+    pick = torch.arange(len(best), device=best.device)
+    rows = which.nonzero()[:, 0].tolist()
+    ids, seqs = state.ids.tolist(), state.seqs[pick, best].tolist()
+    scores, done = state.scores[pick, best].tolist(), state.done[pick, best].tolist()
+    for r in rows:
+        i = ids[r]
+        out.tokens[i], out.scores[i], out.finished[i] = _strip(seqs[r], eos), scores[r], done[r]
 
 
 def _first_beams(logp: Tensor, k: int, eos: int) -> tuple[Tensor, Tensor]:
