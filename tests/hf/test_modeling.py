@@ -136,3 +136,12 @@ def test_labels_give_the_loopformer_loss(lm_ckpt, lm_hf):
         logits = net(ids)
     ref = torch.nn.functional.cross_entropy(logits[0, :-1], ids[0, 1:])
     assert abs(loss.item() - ref.item()) < 1e-6
+
+
+def test_seq2seq_generate_takes_loops_for_encoder_and_decoder(mt_ckpt, mt_hf):
+    model, tok, net, _ = _mt(mt_ckpt, mt_hf)
+    enc = tok(SOURCES[:4], return_tensors="pt", padding=True)
+    with run_depth(net, loops=4):
+        ref = greedy_search(net, enc.input_ids, BOS, EOS, 8, enc.attention_mask.eq(0)).tokens
+    out = model.generate(**enc, max_new_tokens=8, do_sample=False, loops=4)
+    assert [_strip(row[1:].tolist()) for row in out] == ref
