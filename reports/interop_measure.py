@@ -81,22 +81,24 @@ def measure_ct2(model, task, name: str, threads: int, beam: int) -> dict:
                    for q in ("float32", "int8")}
         sizes = {q: (f / "model.bin").stat().st_size for q, f in folders.items()}
         onnx = OnnxTranslator(export_onnx(model, task, Path(tmp) / "onnx"), threads=threads)
-        for b in (1, beam):
-            ours, secs = translate_loopformer(model, ids, b, lp, max_len_of)
-            record["rows"].append(_row("loopformer", "float32", b, ours, ours, secs, task, refs))
-            theirs, secs = translate_loopformer(onnx, ids, b, lp, max_len_of)
-            record["rows"].append(_row("onnxruntime", "float32", b, theirs, ours, secs, task, refs))
+        # the run's length penalty, and 0 (raw scores: the engines' normalisations differ)
+        for b, alpha in ((1, lp), (beam, lp), (beam, 0.0)):
+            ours, secs = translate_loopformer(model, ids, b, alpha, max_len_of)
+            record["rows"].append(_row("loopformer", "float32", b, ours, ours, secs, task, refs, alpha))
+            theirs, secs = translate_loopformer(onnx, ids, b, alpha, max_len_of)
+            record["rows"].append(_row("onnxruntime", "float32", b, theirs, ours, secs, task, refs, alpha))
             for q, folder in folders.items():
-                theirs, secs = translate_ct2(_ct2(folder, threads), task, ids, b, lp, max_len_of)
-                record["rows"].append(_row("ctranslate2", q, b, theirs, ours, secs, task, refs))
+                theirs, secs = translate_ct2(_ct2(folder, threads), task, ids, b, alpha, max_len_of)
+                record["rows"].append(_row("ctranslate2", q, b, theirs, ours, secs, task, refs, alpha))
     record["ct2_model_bytes"] = sizes
     return record
 
 
-def _row(engine, dtype, beam, hyps, reference_hyps, seconds, task, refs) -> dict:
+def _row(engine, dtype, beam, hyps, reference_hyps, seconds, task, refs, alpha=None) -> dict:
     text = [task.tgt_tok.decode(h) for h in hyps]
     score, signature = bleu(text, refs)
-    return {"engine": engine, "dtype": dtype, "beam": beam, "bleu": score.score, "signature": signature,
+    return {"engine": engine, "dtype": dtype, "beam": beam, "length_penalty": alpha, "bleu": score.score,
+            "signature": signature,
             "same_as_loopformer": sum(a == b for a, b in zip(hyps, reference_hyps)), "seconds": seconds,
             "new_tokens": sum(len(h) + 1 for h in hyps)}
 
