@@ -6,6 +6,7 @@ import torch
 ctranslate2 = pytest.importorskip("ctranslate2")
 
 from loopformer.cli import main  # noqa: E402
+from loopformer.data.batching import pad_batch  # noqa: E402
 from loopformer.data.tokenizer import BOS, EOS  # noqa: E402
 from loopformer.deploy.ctranslate2 import build_spec, vocabulary  # noqa: E402
 from loopformer.generate import greedy_search  # noqa: E402
@@ -23,13 +24,6 @@ def _translate_ids(folder, task, ids, **kw):
     return [[backend.token_to_id(t) for t in r.hypotheses[0]] for r in out]
 
 
-def _padded(ids):
-    x = torch.zeros(len(ids), max(map(len, ids)), dtype=torch.long)
-    for i, row in enumerate(ids):
-        x[i, : len(row)] = torch.tensor(row)
-    return x
-
-
 def test_ringformer_with_active_signals_greedy_tokens_match(mt_ckpt, tmp_path):
     model, task, _ = load_checkpoint(mt_ckpt)
     randomize_signals(model)
@@ -43,7 +37,7 @@ def test_ringformer_with_active_signals_greedy_tokens_match(mt_ckpt, tmp_path):
     (tmp_path / "ct2").mkdir()
     spec.save(str(tmp_path / "ct2"))
     ids = task.encode_pairs(SOURCES, SOURCES)[0]
-    ours = greedy_search(model, _padded(ids), BOS, EOS, 12).tokens
+    ours = greedy_search(model, pad_batch(ids), BOS, EOS, 12).tokens
     assert _translate_ids(tmp_path / "ct2", task, ids, beam_size=1, max_decoding_length=12) == ours
 
 
@@ -54,7 +48,7 @@ def test_cli_export_fp32_and_int8(mt_ckpt, lm_ckpt, tmp_path, capsys):
     model, task, _ = load_checkpoint(mt_ckpt)
     ids = task.encode_pairs(SOURCES, SOURCES)[0]
     assert _translate_ids(tmp_path / "fp32", task, ids, beam_size=1, max_decoding_length=10) == \
-        greedy_search(model, _padded(ids), BOS, EOS, 10).tokens
+        greedy_search(model, pad_batch(ids), BOS, EOS, 10).tokens
     capsys.readouterr()
     assert main(["export", "ctranslate2", str(lm_ckpt), str(tmp_path / "lm")]) == 2
     assert "translation checkpoints" in capsys.readouterr().err

@@ -7,6 +7,7 @@ pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
 
 from loopformer.cli import main  # noqa: E402
+from loopformer.data.batching import pad_batch  # noqa: E402
 from loopformer.data.tokenizer import BOS, EOS  # noqa: E402
 from loopformer.deploy.onnx import OnnxTranslator, export_onnx  # noqa: E402
 from loopformer.errors import CheckpointError  # noqa: E402
@@ -18,14 +19,6 @@ SOURCES = ["Zwei Hunde spielen im Schnee.", "Ein Mann.", "Eine Frau mit einem ro
            "Kinder", "Ein kleines Mädchen klettert in ein Spielhaus aus Holz."]
 
 
-def _src(task):
-    ids = task.encode_pairs(SOURCES, SOURCES)[0]
-    x = torch.zeros(len(ids), max(map(len, ids)), dtype=torch.long)
-    for i, row in enumerate(ids):
-        x[i, : len(row)] = torch.tensor(row)
-    return x
-
-
 def test_greedy_and_beam_match_with_active_signals(mt_ckpt, tmp_path):
     model, task, _ = load_checkpoint(mt_ckpt)
     randomize_signals(model)
@@ -33,7 +26,7 @@ def test_greedy_and_beam_match_with_active_signals(mt_ckpt, tmp_path):
         model.output.bias[EOS] += 1.0  # let some hypotheses end before the limit
     export_onnx(model, task, tmp_path / "onnx")
     onnx = OnnxTranslator(tmp_path / "onnx", threads=1)
-    src = _src(task)
+    src = pad_batch(task.encode_pairs(SOURCES, SOURCES)[0])
     assert greedy_search(onnx, src, BOS, EOS, 12).tokens == greedy_search(model, src, BOS, EOS, 12).tokens
     ours, theirs = beam_search(model, src, BOS, EOS, 12, beam=4), beam_search(onnx, src, BOS, EOS, 12, beam=4)
     assert theirs.tokens == ours.tokens

@@ -8,12 +8,8 @@ import torch.nn.functional as F
 
 pytest.importorskip("lm_eval")
 
-from loopformer.cli import main  # noqa: E402
 from loopformer.harness import LoopformerLM, rolling_windows, write_heldout_tasks  # noqa: E402
-
-TEXT = "To be, or not to be, that is the question:\nWhether 'tis nobler in the mind to suffer\n" * 40
-TINY = ["d_model=32", "n_heads=2", "d_ff=64", "context=32", "batch_size=4", "eval_windows=4", "progress=false",
-        "log_every=1", "eval_every=100", "tensorboard=off", "max_steps=3"]
+from tests.conftest import LM_TEXT as TEXT  # noqa: E402
 
 
 class Req:
@@ -21,13 +17,9 @@ class Req:
         self.args = args
 
 
-@pytest.fixture(scope="module")
-def lm(tmp_path_factory):
-    root = tmp_path_factory.mktemp("harness")
-    (root / "corpus.txt").write_text(TEXT)
-    assert main(["train", "language", "--model", "looped", "--preset", "lm-char", "--out", str(root / "run"),
-                 f"dataset={root / 'corpus.txt'}"] + TINY) == 0
-    return root / "run" / "best"
+@pytest.fixture
+def lm(lm_ckpt):
+    return lm_ckpt  # the tiny RingFormer LM of tests/conftest.py
 
 
 def test_rolling_windows_score_every_token_but_the_first_once():

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from ..checkpoint import read_checkpoint_config, save_model, write_manifest
+from ..checkpoint import save_model, write_manifest
 from ..data.tokenizer import BOS, EOS, PAD
 from ..errors import CheckpointError
 from ..tasks.registry import load_checkpoint
@@ -47,7 +47,7 @@ __all__ = ["LoopformerForCausalLM", "LoopformerForImageClassification", "Loopfor
 def export_hf(checkpoint: str | Path, out: str | Path) -> Path:
     """Write the Hugging Face folder of a loopformer checkpoint folder; returns ``out``."""
     model, task, _ = load_checkpoint(checkpoint)
-    config, _ = read_checkpoint_config(checkpoint)
+    config = model.config
     kind = config.task
     hf_config = LoopformerConfig(loopformer=config.to_dict(), **_hf_fields(kind, task))
     hf_config.auto_map = {"AutoConfig": "configuration_loopformer.LoopformerConfig",
