@@ -2,8 +2,9 @@
 
     python -m reports interop --part ct2 --mt runs/table/vanilla-6x6-s0/best,runs/table/ringformer-6x6-s0/best
     python -m reports interop --part hf --mt runs/table/ringformer-6x6-s0/best
-    python -m reports interop --part speed --presets vanilla-mt-base,vanilla-mt-small
+    python -m reports interop --part speed --presets vanilla-mt-base,vanilla-mt-small [--before OLD/src]
     python -m reports interop --part lmeval --lm runs/test-time-depth/lm-looped-fixed-s0/best
+    python -m reports interop --part beams --mt runs/table/vanilla-6x6-s0/best --before OLD/src
     python -m reports interop --page-only
 
 Each measurement writes one JSON under docs/results/interop/ (a finished one is kept
@@ -25,7 +26,7 @@ OUT = RESULTS / "interop"
 
 def main(argv: list[str] | None = None) -> int:
     ap = runner.parser("interop", __doc__)
-    ap.add_argument("--part", choices=["ct2", "hf", "speed", "lmeval"], action="append", default=[])
+    ap.add_argument("--part", choices=["ct2", "hf", "speed", "beams", "lmeval"], action="append", default=[])
     ap.add_argument("--mt", default="", help="comma-separated trained translation checkpoints")
     ap.add_argument("--presets", default="vanilla-mt-base,vanilla-mt-small")
     ap.add_argument("--lm", default="", help="a trained language-model checkpoint")
@@ -33,6 +34,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--beam", type=int, default=4)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=2, help="speed: the engines take turns this many times")
+    ap.add_argument("--before", default=None,
+                    help="speed, beams: the src folder of an earlier loopformer, timed / compared beside this one")
     ap.add_argument("--force", action="store_true")
     ap.add_argument("--page-only", action="store_true")
     args = ap.parse_args(argv)
@@ -61,7 +65,13 @@ def _run(part: str, args) -> None:
     elif part == "speed":
         for preset in filter(None, args.presets.split(",")):
             _once(f"speed-{preset}", args.force, lambda preset=preset: {"preset": preset, **m.measure_speed(
-                preset, args.threads, args.beam, args.repeats)})
+                preset, args.threads, args.beam, args.repeats, before=args.before, rounds=args.rounds)})
+    elif part == "beams":
+        if not args.before:
+            raise SystemExit("--part beams needs --before (the src folder of the loopformer to compare with)")
+        for ckpt in filter(None, args.mt.split(",")):
+            _once(f"beams-{Path(ckpt).parent.name}", args.force,
+                  lambda ckpt=ckpt: m.measure_beams(ckpt, args.before, args.beam, args.threads))
     elif args.lm:
         with tempfile.TemporaryDirectory() as tmp:
             _once(f"lmeval-{Path(args.lm).parent.name}", args.force,

@@ -6,14 +6,16 @@
   hypotheses, wall time.
 - ``speed``: untrained weights of a preset (``vanilla-mt-base``), batch 32, 32 source
   and exactly 32 new tokens (EOS never ends a row): new tokens/s of loopformer (fp32,
-  bf16) and CTranslate2 (fp32, int8) holding the same weights, greedy and beam 4,
-  interleaved in one process, best of ``repeats``.
+  bf16; weights packed once for all calls, as ``translate`` does), CTranslate2 (fp32,
+  int8) and onnxruntime holding the same weights, greedy and beam 4, each engine in a
+  process of its own, best of ``repeats``.
 - ``lmeval``: lm-eval on offline tasks over a language model's validation text, next to
   ``loopformer``'s own validation loss on the same windows.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import tempfile
 import time
@@ -26,6 +28,7 @@ from loopformer.data.tokenizer import BOS, EOS, PAD
 from loopformer.deploy.ctranslate2 import build_spec, export_ctranslate2
 from loopformer.deploy.onnx import OnnxTranslator, export_onnx
 from loopformer.generate import beam_search, decode, greedy_search
+from loopformer.packing import packed_linears
 from loopformer.tasks.translation import bleu
 
 NEVER = -1  # an end-of-sentence id no row emits: every row decodes exactly the steps asked
@@ -103,21 +106,124 @@ def _row(engine, dtype, beam, hyps, reference_hyps, seconds, task, refs, alpha=N
             "new_tokens": sum(len(h) + 1 for h in hyps)}
 
 
-def measure_speed(preset: str, threads: int, beam: int, repeats: int, batch: int = 32, length: int = 32) -> dict:
+def measure_speed(preset: str, threads: int, beam: int, repeats: int, batch: int = 32, length: int = 32,
+                  before: str | None = None, rounds: int = 2) -> dict:
     """New tokens/s, exactly ``length`` new tokens per row: loopformer, CTranslate2 and
     onnxruntime each timed in a process of its own (their thread pools would otherwise
-    compete: onnxruntime's spin after each call), on the same seeded weights and inputs."""
-    import multiprocessing
+    compete: onnxruntime's spin after each call), on the same seeded weights and inputs.
+    ``before``: the ``src`` folder of another loopformer version, timed the same way as
+    engine "loopformer (before)". The engines take turns for ``rounds`` rounds and each
+    row keeps its best time, so that a slow spell of the machine hits none alone."""
+    engines = [("loopformer", None), ("ctranslate2", None), ("onnxruntime", None)]
+    if before:
+        engines.append(("loopformer", str(Path(before).resolve())))
+    best: dict = {}
+    greedy: dict = {}
+    for _ in range(rounds):
+        for engine, tree in engines:
+            label = engine if tree is None else BEFORE
+            part = _in_process(tree, (preset, engine, threads, beam, repeats, batch, length))
+            greedy[label] = part["greedy"]
+            for row in part["rows"]:
+                key = (label, row["dtype"], row["beam"])
+                if key not in best or row["seconds"] < best[key]["seconds"]:
+                    best[key] = {**row, "engine": label}
+    record = {"batch": batch, "src_len": length, "new_tokens": length, "threads": threads, "repeats": repeats,
+              "rounds": rounds, "machine": _machine(),
+              "fp32_greedy_identical": greedy["loopformer"] == greedy["ctranslate2"], "rows": list(best.values())}
+    if before:
+        record["before"] = {"tree": before, "commit": _commit(before),
+                            "fp32_greedy_identical": greedy["loopformer"] == greedy[BEFORE]}
+    return record
 
-    ctx = multiprocessing.get_context("spawn")
-    args = [(preset, engine, threads, beam, repeats, batch, length)
-            for engine in ("loopformer", "ctranslate2", "onnxruntime")]
-    with ctx.Pool(1, maxtasksperchild=1) as pool:
-        parts = [pool.apply(_engine_speed, a) for a in args]
-    rows = [row for part in parts for row in part["rows"]]
-    same = parts[0]["greedy"] == parts[1]["greedy"]
-    return {"batch": batch, "src_len": length, "new_tokens": length, "threads": threads, "repeats": repeats,
-            "fp32_greedy_identical": same, "rows": rows}
+
+BEFORE = "loopformer (before)"
+
+
+def _in_process(tree: str | None, args: tuple, function: str = "_engine_speed") -> dict:
+    """``function(*args)`` of this module in a fresh interpreter, ``tree`` first on its
+    import path (a spawned multiprocessing child would take this process's ``sys.path``)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ)
+    if tree:
+        env["PYTHONPATH"] = tree + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    code = (f"import json, sys; from reports.interop_measure import {function}; "
+            f"print(json.dumps({function}(*json.load(sys.stdin))))")
+    done = subprocess.run([sys.executable, "-c", code], input=json.dumps(args), capture_output=True, text=True,
+                          cwd=Path(__file__).resolve().parents[1], env=env)
+    if done.returncode:
+        raise RuntimeError(f"{function}{args} failed:\n{done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def measure_beams(checkpoint: str, before: str, beam: int, threads: int) -> dict:
+    """test2016 decoded by this loopformer and by the one in ``before`` (a ``src``
+    folder), fp32 and bf16, greedy and beam search: identical hypotheses and BLEU."""
+    from loopformer.tasks.translation_run import load_translation_checkpoint
+
+    ours = _in_process(None, (checkpoint, beam, threads), "decode_test2016")
+    theirs = _in_process(str(Path(before).resolve()), (checkpoint, beam, threads), "decode_test2016")
+    _, task = load_translation_checkpoint(checkpoint)
+    _, refs = task.split("test2016")
+    rows = []
+    for key, hyps in ours.items():
+        dtype, b, alpha = key.split("/")
+        scores = [bleu([task.tgt_tok.decode(h) for h in found[key]], refs)[0].score for found in (ours, theirs)]
+        rows.append({"dtype": dtype, "beam": int(b), "length_penalty": float(alpha), "bleu": scores[0],
+                     "bleu_before": scores[1], "same": sum(x == y for x, y in zip(hyps, theirs[key])),
+                     "sentences": len(hyps)})
+    return {"checkpoint": Path(checkpoint).parent.name, "before": {"tree": before, "commit": _commit(before)},
+            "threads": threads, "rows": rows}
+
+
+def decode_test2016(checkpoint: str, beam: int, threads: int) -> dict:
+    """Token ids of test2016 as ``ct2`` decodes it, fp32 and bf16 weights, greedy and
+    beam ``beam`` at the run's length penalty and at 0, keyed "dtype/beam/alpha"."""
+    from loopformer.tasks.translation_run import load_translation_checkpoint
+
+    torch.set_num_threads(threads)
+    model, task = load_translation_checkpoint(checkpoint)
+    src, _ = task.split("test2016")
+    limit = model.config.max_len - 2
+    ids = [row[: limit - 1] + [EOS] for row in task.tok.encode_batch(src)]
+    max_len_of = lambda width: min(int(width * 1.5) + 10, model.config.max_len - 1)  # noqa: E731  (as translate)
+    lp = task.cfg.length_penalty
+    out = {}
+    for dtype in ("float32", "bfloat16"):
+        held = model.to(getattr(torch, dtype))
+        with packed_linears(held):
+            for b, alpha in ((1, lp), (beam, lp), (beam, 0.0)):
+                out[f"{dtype}/{b}/{alpha}"] = translate_loopformer(held, ids, b, alpha, max_len_of)[0]
+    return out
+
+
+def _machine() -> dict:
+    import platform
+
+    import ctranslate2
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        names = [ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
+                 if ln.startswith("model name")]
+        cpu = names[0] if names else cpu
+    except OSError:
+        pass
+    return {"cpu": cpu, "torch": torch.__version__, "ctranslate2": ctranslate2.__version__}
+
+
+def _commit(tree: str) -> str | None:
+    import subprocess
+
+    try:
+        out = subprocess.run(["git", "-C", tree, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    except OSError:
+        return None
+    return out.stdout.strip() or None
 
 
 def _speed_setup(preset: str, batch: int, length: int):
@@ -134,23 +240,76 @@ def _engine_speed(preset, engine, threads, beam, repeats, batch, length) -> dict
     """One engine's best-of-``repeats`` times (after a warm-up), and its fp32 greedy tokens."""
     torch.set_num_threads(threads)
     model, src = _speed_setup(preset, batch, length)
-    runs = _engine_runs(engine, model, src, threads, beam, length, tempfile.mkdtemp())
-    greedy = runs[("float32", 1)]()
-    rows = []
-    for (dtype, b), fn in runs.items():
-        fn()  # warm-up
-        seconds = min(_timed(fn) for _ in range(repeats))
-        rows.append({"engine": engine, "dtype": dtype, "beam": b, "seconds": seconds,
-                     "new_tokens_per_s": batch * length / seconds})
+    with contextlib.ExitStack() as held:
+        runs = _engine_runs(engine, model, src, threads, beam, length, tempfile.mkdtemp(), held)
+        greedy = runs[("float32", 1)]()
+        rows = []
+        for (dtype, b), fn in runs.items():
+            fn()  # warm-up
+            seconds = min(_timed(fn) for _ in range(repeats))
+            rows.append({"engine": engine, "dtype": dtype, "beam": b, "seconds": seconds,
+                         "new_tokens_per_s": batch * length / seconds})
+            if engine == "loopformer" and b > 1:
+                rows[-1]["split"] = _beam_split(model if dtype == "float32" else runs.bf16, fn, repeats)
     return {"rows": rows, "greedy": _token_ids(greedy)}
 
 
-def _engine_runs(engine, model, src, threads, beam, length, tmp) -> dict:
+def _beam_split(model, fn, repeats: int) -> dict:
+    """Where a beam search's time goes: the encoder, the decoder's steps, the cache's row
+    reordering, and the search's own work (the rest: log-softmax, top-k, bookkeeping).
+    Timed through instance attributes of this model and its caches (the best of
+    ``repeats`` runs by total time), so nothing outside them is touched."""
+    spent: dict = {}
+
+    def timed(name, method):
+        def run(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return method(*args, **kwargs)
+            finally:
+                spent[name] = spent.get(name, 0.0) + time.perf_counter() - start
+        return run
+
+    def new_cache():
+        cache = make_cache()
+        cache.reorder = timed("reorder", cache.reorder)
+        return cache
+
+    make_cache = model.new_cache
+    model.encode, model.decode = timed("encode", model.encode), timed("decode", model.decode)
+    model.new_cache = new_cache
+    best = None
+    try:
+        for _ in range(repeats):
+            spent.clear()
+            total = _timed(fn)
+            if best is None or total < best["total"]:
+                best = {"total": total, **spent}
+    finally:
+        for name in ("encode", "decode", "new_cache"):
+            del model.__dict__[name]
+    best["search"] = best["total"] - best.get("encode", 0.0) - best.get("decode", 0.0) - best.get("reorder", 0.0)
+    return best
+
+
+class _Runs(dict):
+    """The timed calls by (dtype, beam), and the bf16 copy of the model they use."""
+
+    def __init__(self, bf16, runs: dict) -> None:
+        super().__init__(runs)
+        self.bf16 = bf16
+
+
+def _engine_runs(engine, model, src, threads, beam, length, tmp, held: contextlib.ExitStack) -> dict:
     if engine == "loopformer":
         bf16 = copy.deepcopy(model).to(torch.bfloat16)
-        return {(d, b): (lambda m=m, b=b: beam_search(m, src, BOS, NEVER, length, beam=b) if b > 1
+        # weights packed once for all calls, as `loopformer translate` does for a whole test
+        # set (CTranslate2 likewise converts its weights once, when it loads them)
+        held.enter_context(packed_linears(model))
+        held.enter_context(packed_linears(bf16))
+        return _Runs(bf16, {(d, b): (lambda m=m, b=b: beam_search(m, src, BOS, NEVER, length, beam=b) if b > 1
                          else greedy_search(m, src, BOS, NEVER, length))
-                for d, m in (("float32", model), ("bfloat16", bf16)) for b in (1, beam)}
+                for d, m in (("float32", model), ("bfloat16", bf16)) for b in (1, beam)})
     if engine == "onnxruntime":
         onnx = OnnxTranslator(export_onnx(model, None, Path(tmp) / "onnx"), threads=threads)
         return {("float32", b): (lambda b=b: beam_search(onnx, src, BOS, NEVER, length, beam=b) if b > 1

@@ -16,6 +16,7 @@ def write_page(folder: Path) -> Path:
     lines += _ct2_section({k: v for k, v in records.items() if k.startswith("ct2-")})
     lines += _hf_section({k: v for k, v in records.items() if k.startswith("hf-")})
     lines += _speed_section({k: v for k, v in records.items() if k.startswith("speed-")})
+    lines += _beams_section({k: v for k, v in records.items() if k.startswith("beams-")})
     lines += _lmeval_section({k: v for k, v in records.items() if k.startswith("lmeval-")})
     path = folder.parent / PAGE
     path.write_text("\n".join(lines).rstrip() + "\n")
@@ -68,34 +69,77 @@ def _speed_section(records: dict) -> list[str]:
     if not records:
         return lines + ["No record yet (`--part speed`).", ""]
     for rec in records.values():
-        lines += [f"`{rec['preset']}`, untrained weights held by both engines: batch {rec['batch']}, "
+        machine = rec.get("machine")
+        where = (f" on {machine['cpu']} (torch {machine['torch']}, CTranslate2 {machine['ctranslate2']})"
+                 if machine else "")
+        lines += [f"`{rec['preset']}`, untrained weights held by every engine: batch {rec['batch']}, "
                   f"{rec['src_len']} source tokens, exactly {rec['new_tokens']} new tokens per row, "
-                  f"{rec['threads']} threads, best of {rec['repeats']} after a warm-up, each engine in a process "
-                  "of its own. loopformer's and CTranslate2's fp32 greedy outputs identical: "
-                  f"**{rec['fp32_greedy_identical']}**.", "",
-                  "| engine | weights | beam | seconds | new tokens/s |", "|---|---|---|---|---|"]
+                  f"{rec['threads']} threads{where}. Each engine runs in a process of its own; best of "
+                  f"{rec['repeats']} after a warm-up, over {rec.get('rounds', 1)} round(s) in which the engines "
+                  "take turns. loopformer holds its packed weights across calls, as `translate` does. "
+                  "loopformer's and CTranslate2's fp32 greedy outputs identical: "
+                  f"**{rec['fp32_greedy_identical']}**.", ""]
+        if "before" in rec:
+            b = rec["before"]
+            lines += [f"\"loopformer (before)\" is commit `{b['commit']}`, timed the same way in the same run "
+                      f"(fp32 greedy outputs identical to the current code: **{b['fp32_greedy_identical']}**).", ""]
+        lines += ["| engine | weights | beam | seconds | new tokens/s |", "|---|---|---|---|---|"]
         for r in rec["rows"]:
             lines.append(f"| {r['engine']} | {r['dtype']} | {r['beam']} | {r['seconds']:.2f} | "
                          f"{r['new_tokens_per_s']:,.0f} |")
-        lines += [""] + _ratios(rec) + [""]
+        lines += [""] + _ratios(rec) + [""] + _splits(rec)
     return lines
+
+
+def _splits(rec: dict) -> list[str]:
+    rows = [r for r in rec["rows"] if "split" in r]
+    if not rows:
+        return []
+    out = ["Where loopformer's beam search spends its time (seconds of one run): the encoder, the decoder's "
+           "steps, the cache's row reordering, and the search's own work (log-softmax, top-k, bookkeeping).", "",
+           "| engine | weights | beam | encoder | decoder steps | cache reordering | search | total |",
+           "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        sp = r["split"]
+        out.append(f"| {r['engine']} | {r['dtype']} | {r['beam']} | {sp.get('encode', 0):.3f} | "
+                   f"{sp.get('decode', 0):.3f} | {sp.get('reorder', 0):.3f} | {sp['search']:.3f} | {sp['total']:.3f} |")
+    return out + [""]
 
 
 def _ratios(rec: dict) -> list[str]:
     speed = {(r["engine"], r["dtype"], r["beam"]): r["new_tokens_per_s"] for r in rec["rows"]}
     beams = sorted({r["beam"] for r in rec["rows"]})
+    ours = ["loopformer"] + (["loopformer (before)"] if "before" in rec else [])
     out = []
     for b in beams:
         name = "greedy" if b == 1 else f"beam {b}"
-        fp = speed[("loopformer", "float32", b)] / speed[("ctranslate2", "float32", b)]
-        bf = speed[("loopformer", "bfloat16", b)] / speed[("ctranslate2", "int8", b)]
-        out.append(f"- {name}: loopformer fp32 is **{fp:.2f}×** CTranslate2 fp32; loopformer bf16 is "
-                   f"**{bf:.2f}×** CTranslate2 int8.")
-    for engine, dtype in (("loopformer", "float32"), ("ctranslate2", "float32")):
-        b = beams[-1]
-        out.append(f"- beam {b} costs {engine} ({dtype}) {speed[(engine, dtype, 1)] / speed[(engine, dtype, b)]:.2f}× "
-                   "its greedy time.")
+        for engine in ours:
+            fp = speed[(engine, "float32", b)] / speed[("ctranslate2", "float32", b)]
+            bf = speed[(engine, "bfloat16", b)] / speed[("ctranslate2", "int8", b)]
+            out.append(f"- {name}: {engine} fp32 is **{fp:.2f}×** CTranslate2 fp32; bf16 is "
+                       f"**{bf:.2f}×** CTranslate2 int8.")
+    b = beams[-1]
+    for engine in [*ours, "ctranslate2"]:
+        cost = speed[(engine, "float32", 1)] / speed[(engine, "float32", b)]
+        out.append(f"- beam {b} costs {engine} (fp32) {cost:.2f}× its greedy time.")
     return out
+
+
+def _beams_section(records: dict) -> list[str]:
+    if not records:
+        return []
+    first = next(iter(records.values()))
+    lines = ["### The same hypotheses as before?", "",
+             f"test2016 decoded by this loopformer and by commit `{first['before']['commit']}` (before the beam "
+             "search's speed-ups) from the same checkpoints, batches of 32 sentences sorted by length. "
+             "`same` counts identical hypotheses.", "",
+             "| checkpoint | weights | beam | α | same | BLEU | BLEU before |", "|---|---|---|---|---|---|---|"]
+    for rec in records.values():
+        for r in rec["rows"]:
+            lines.append(f"| {rec['checkpoint']} | {r['dtype']} | {r['beam']} | "
+                         f"{'–' if r['beam'] == 1 else r['length_penalty']} | {r['same']} / {r['sentences']} | "
+                         f"{r['bleu']:.2f} | {r['bleu_before']:.2f} |")
+    return lines + [""]
 
 
 def _lmeval_section(records: dict) -> list[str]:

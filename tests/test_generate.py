@@ -86,3 +86,42 @@ def test_fast_beam_search_equals_the_plain_search(model, src, k, alpha):
     assert hyp.tokens == ref_tokens
     assert torch.allclose(torch.tensor(hyp.scores), ref_scores, atol=1e-4)
     assert any(hyp.finished) and any(len(t) < 10 for t in hyp.tokens)  # some hypotheses did finish
+
+
+def test_beam_search_keeps_each_continued_beam_in_its_slot(model, src, monkeypatch):
+    """A beam's best continuation stays in its row, so the cache copies only the rows of
+    beams that died (taken over by a further continuation of a surviving beam)."""
+    from loopformer.layers.cache import KVCache
+
+    seen, real = [], KVCache.reorder
+    monkeypatch.setattr(KVCache, "reorder", lambda self, index, fixed=True: seen.append((index, fixed))
+                        or real(self, index, fixed))
+    with torch.no_grad():
+        ref_tokens, _ = _reference_beam(model, src, 10, 4, 0.6)
+        hyp = beam_search(model, src, BOS, EOS, max_len=10, beam=4, length_penalty=0.6)
+    assert hyp.tokens == ref_tokens
+    steps = [index for index, fixed in seen if fixed is False][1:]  # after widening to the beams
+    assert steps
+    moved = 0
+    for index in steps:
+        sources = index.unique()
+        assert torch.equal(index[sources], sources)  # every source row keeps its own hypothesis
+        moved += int(index.ne(torch.arange(len(index))).sum())
+    assert 0 < moved < sum(len(index) for index in steps)
+
+
+@pytest.mark.parametrize("vocab", [1000, 1024])
+def test_blocked_top_k_over_a_large_vocabulary_equals_the_plain_search(vocab):
+    """With a vocabulary of many blocks (1000: the last block is shorter) the best
+    continuations are found block-wise; the hypotheses are those of the plain search."""
+    torch.manual_seed(1)
+    model = tiny("vanilla", "mt", vocab_size=vocab).eval()
+    with torch.no_grad():
+        model.output.bias[EOS] += 3.0  # hypotheses finish
+        model.output.bias[vocab - 1] += 4.0  # the last entry of the last block competes
+    src = torch.randint(4, vocab, (5, 6))
+    with torch.no_grad():
+        ref_tokens, ref_scores = _reference_beam(model, src, 8, 4, 0.6)
+        hyp = beam_search(model, src, BOS, EOS, max_len=8, beam=4, length_penalty=0.6)
+    assert hyp.tokens == ref_tokens
+    torch.testing.assert_close(torch.tensor(hyp.scores), ref_scores, rtol=0, atol=1e-4)

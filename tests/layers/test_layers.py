@@ -160,3 +160,38 @@ def test_kv_cache_stores_cross_attention_entries_contiguous():
     got_k, got_v = cache.get("cross")
     assert got_k.is_contiguous() and got_v.is_contiguous()
     assert torch.equal(got_k, k) and torch.equal(got_v, v)
+
+
+def _filled_cache(rows=4):
+    cache = KVCache()
+    g = torch.Generator().manual_seed(0)
+    for _ in range(5):
+        k = torch.randn(rows, 2, 1, 3, generator=g)
+        cache.append("self", k, 2 * k)
+    cache.put("cross", torch.randn(rows // 2, 2, 6, 3, generator=g), torch.randn(rows // 2, 2, 6, 3, generator=g))
+    cache.padding_mask = torch.tensor([[False] * 5, [True] + [False] * 4] * (rows // 2))
+    return cache
+
+
+@pytest.mark.parametrize("index", [[0, 0, 2, 2], [0, 1, 2, 3], [1, 2, 0, 3], [3, 3, 1, 1]])
+def test_kv_cache_moves_rows_in_place_when_it_can(index):
+    """Beam search moves a few rows whose sources stay put: only those are copied, in
+    place; any other index (rows trading places) takes the gathering path. Both agree."""
+    index = torch.tensor(index)
+    cache, before = _filled_cache(), _filled_cache()
+    storage = cache.get("self")[0].untyped_storage().data_ptr()
+    cache.reorder(index, fixed=False)
+    k, v = cache.get("self")
+    ref_k = before.get("self")[0].index_select(0, index)
+    assert torch.equal(k, ref_k) and torch.equal(v, 2 * ref_k)
+    assert torch.equal(cache.padding_mask, before.padding_mask.index_select(0, index))
+    assert torch.equal(cache.get("cross")[0], before.get("cross")[0])  # fixed=False: untouched
+    in_place = index.tolist() in ([0, 0, 2, 2], [0, 1, 2, 3])
+    assert (cache.get("self")[0].untyped_storage().data_ptr() == storage) == in_place
+
+
+def test_kv_cache_fixed_entries_follow_their_own_index():
+    cache, before = _filled_cache(), _filled_cache()
+    cache.reorder(torch.tensor([2, 3]), fixed=torch.tensor([1]))  # the second sentence's two beams
+    assert torch.equal(cache.get("self")[0], before.get("self")[0][2:])
+    assert torch.equal(cache.get("cross")[1], before.get("cross")[1][1:])

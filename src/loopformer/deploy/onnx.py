@@ -152,6 +152,9 @@ class OnnxTranslator(nn.Module):
 
     def decode(self, tgt: Tensor, memory: Tensor, memory_padding_mask: Tensor, cache: OnnxCache) -> Tensor:
         m = self.meta
+        if memory.shape[0] != tgt.shape[0]:  # beam search passes one encoder row per sentence
+            rows = torch.arange(memory.shape[0]).repeat_interleave(tgt.shape[0] // memory.shape[0])
+            memory, memory_padding_mask = memory.index_select(0, rows), memory_padding_mask.index_select(0, rows)
         if not cache.past:
             hd = m["d_model"] // m["heads"]
             cache.past = [torch.zeros(tgt.shape[0], m["heads"], 0, hd) for _ in range(2 * m["layers"])]

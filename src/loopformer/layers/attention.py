@@ -102,8 +102,42 @@ class CrossAttention(nn.Module):
                 cache.put(cache_key, k, v)
         else:
             k, v = cached
-        out = attend(q, k, v, mask, self.attn_dropout if self.training else 0.0, probe)
+        dropout = self.attn_dropout if self.training else 0.0
+        groups = q.shape[0] // k.shape[0]
+        if groups > 1:
+            out = _attend_grouped(q, k, v, mask, dropout, probe, groups)
+        else:
+            out = attend(q, k, v, mask, dropout, probe)
         return self.out_proj(_merge(out))
+
+
+def _attend_grouped(q: Tensor, k: Tensor, v: Tensor, mask: AttnMask, dropout: float,
+                    probe: Callable[[Tensor], None] | None, groups: int) -> Tensor:
+    """Cross-attention where each memory row serves ``groups`` consecutive query rows
+    (beam search keeps one encoder output per sentence for all its beams).
+
+    The group's queries attend together as one longer query block: one matmul per
+    sentence against its keys instead of one per beam against copies of them, which
+    are neither made nor read ``groups`` times (on the CPU a single-query attention
+    costs nearly as much as a block of a few queries). ``mask`` is per memory row."""
+    b, h, t, d = q.shape
+    if b != groups * k.shape[0]:
+        raise ValueError(f"{b} query rows do not split evenly over {k.shape[0]} memory rows")
+    if mask.mask is not None and mask.mask.shape[0] not in (1, k.shape[0]):
+        raise ValueError("a cross-attention mask shared across query groups needs one row per memory row")
+    q = q.view(k.shape[0], groups, h, t, d).transpose(1, 2).reshape(k.shape[0], h, groups * t, d)
+    out = attend(q, k, v, mask, dropout, probe and _ungroup_probe(probe, groups, t))
+    return out.view(k.shape[0], h, groups, t, d).transpose(1, 2).reshape(b, h, t, d)
+
+
+def _ungroup_probe(probe: Callable[[Tensor], None], groups: int, t: int) -> Callable[[Tensor], None]:
+    """Hand a probe the (B, H, T, S) weights it would have seen without grouping."""
+
+    def ungrouped(weights: Tensor) -> None:
+        m, h, _, s = weights.shape
+        probe(weights.view(m, h, groups, t, s).transpose(1, 2).reshape(m * groups, h, t, s))
+
+    return ungrouped
 
 
 # On CPU in bf16/fp16, SDPA's flash kernel is several times slower than two batched
@@ -135,7 +169,14 @@ def attend(
 
 def attention_weights(q: Tensor, k: Tensor, mask: AttnMask) -> Tensor:
     """Softmax attention weights (B, H, T, S) in fp32 (at least), masked as SDPA would be."""
-    scores = (q @ k.transpose(-2, -1)).float() * q.shape[-1] ** -0.5
+    if k.is_contiguous():
+        scores = q @ k.transpose(-2, -1)
+    else:
+        # a decoding cache hands out views of longer buffers: as the right operand such a
+        # view is copied by every call (bf16 on the CPU: 2.5x the product's time), as the
+        # left one it is read in place; the products are the same
+        scores = (k @ q.transpose(-2, -1)).transpose(-2, -1)
+    scores = scores.float() * q.shape[-1] ** -0.5
     if mask.is_causal:
         t, s = scores.shape[-2:]
         allowed = torch.ones(t, s, dtype=torch.bool, device=q.device).tril(s - t)

@@ -72,22 +72,31 @@ class KVCache:
     def advance(self, steps: int) -> None:
         self.length += steps
 
-    def reorder(self, index: Tensor, fixed: bool = True) -> None:
-        """Select batch rows: every entry and the padding mask follow ``index``.
+    def reorder(self, index: Tensor, fixed: bool | Tensor = True) -> None:
+        """Select batch rows: every self-attention entry and the padding mask follow ``index``.
 
-        ``fixed=False`` leaves the cross-attention entries as they are: beam search only
-        moves rows among the beams of one sentence, which share one encoder output, so
-        those rows are equal and copying them (as long as the source, at every step) is
-        pure waste."""
+        ``fixed`` says what the cross-attention entries do: follow ``index`` too (True),
+        stay as they are (False: beam search moves rows only among the beams of one
+        sentence, which share its encoder output), or follow an index of their own (beam
+        search keeps one encoder row per sentence; dropping finished sentences selects
+        those rows while ``index`` selects their beams).
+
+        When ``index`` keeps the row count and every row it moves comes from a row that
+        stays put (what beam search's slot assignment arranges), only the moved rows are
+        copied, in place: a step where most beams continue themselves copies little."""
+        moves = _moves(index, self._rows())
         for entry in self._entries.values():
-            n = entry[2]
-            entry[0] = entry[0].index_select(0, index) if n == entry[0].shape[2] else _select(entry[0], n, index)
-            entry[1] = entry[1].index_select(0, index) if n == entry[1].shape[2] else _select(entry[1], n, index)
-        if fixed:
-            self._fixed = {k: (a.index_select(0, index), b.index_select(0, index))
-                           for k, (a, b) in self._fixed.items()}
+            for i in (0, 1):
+                entry[i] = _reorder_buffer(entry[i], entry[2], index, moves)
+        if fixed is True or isinstance(fixed, Tensor):
+            pick = index if fixed is True else fixed
+            self._fixed = {k: (a.index_select(0, pick), b.index_select(0, pick)) for k, (a, b) in self._fixed.items()}
         if self.padding_mask is not None:
             self.padding_mask = self.padding_mask.index_select(0, index)
+
+    def _rows(self) -> int | None:
+        entry = next(iter(self._entries.values()), None)
+        return None if entry is None else entry[0].shape[0]
 
     def keys(self):
         return [*self._entries.keys(), *self._fixed.keys()]
@@ -106,6 +115,30 @@ def _grow(buf: Tensor, filled: int, room: int, dtype: torch.dtype) -> Tensor:
     new = buf.new_empty(b, h, room, d, dtype=dtype)
     new[:, :, :filled] = buf[:, :, :filled]
     return new
+
+
+def _moves(index: Tensor, rows: int | None) -> tuple[Tensor, Tensor] | None:
+    """(targets, sources) when ``index`` can be applied in place by copying only the
+    rows it moves: same row count, and no moved row is the source of another. CPU only:
+    on a GPU the full gather is cheap and the checks would wait for the device."""
+    if rows is None or index.numel() != rows or index.device.type != "cpu":
+        return None
+    moved = index.ne(torch.arange(rows, device=index.device))
+    targets = moved.nonzero()[:, 0]
+    sources = index.index_select(0, targets)
+    if bool(moved.index_select(0, sources).any()):
+        return None
+    return targets, sources
+
+
+def _reorder_buffer(buf: Tensor, filled: int, index: Tensor, moves: tuple[Tensor, Tensor] | None) -> Tensor:
+    if moves is not None:
+        targets, sources = moves
+        if targets.numel():
+            part = buf[:, :, :filled]
+            part.index_copy_(0, targets, part.index_select(0, sources))
+        return buf
+    return buf.index_select(0, index) if filled == buf.shape[2] else _select(buf, filled, index)
 
 
 def _select(buf: Tensor, filled: int, index: Tensor) -> Tensor:
