@@ -144,12 +144,31 @@ def _limits() -> None:
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
+# ``python -m loopformer`` that leaves its own peak RSS (VmHWM) in a file when it exits:
+# wait4's ru_maxrss would include the pytest process it was forked from, which the
+# integration tests make larger than the limit checked here
+PEAK_WRAPPER = """
+import atexit, os, runpy, sys
+def _peak():
+    with open("/proc/self/status") as f:
+        kb = f.read().split("VmHWM:")[1].split()[0]
+    with open(os.environ["LOOPFORMER_TEST_PEAK"], "w") as f:
+        f.write(kb)
+atexit.register(_peak)
+sys.argv[0] = "loopformer"
+runpy.run_module("loopformer", run_name="__main__", alter_sys=True)
+"""
+
+
 def run_cli(argv: list[str], root: Path, stdin: bytes = b"", timeout: float = WALL_LIMIT_S) -> Result:
-    """``python -m loopformer ARGV`` in a child process, reaped with wait4 for its own peak RSS."""
-    env = dict(os.environ, OMP_NUM_THREADS="1", LOOPFORMER_CACHE=str(root / "cache"))
+    """``python -m loopformer ARGV`` in a child process, with its own peak RSS."""
+    handle, name = tempfile.mkstemp(prefix="loopformer-peak-")
+    os.close(handle)
+    peak = Path(name)
+    env = dict(os.environ, OMP_NUM_THREADS="1", LOOPFORMER_CACHE=str(root / "cache"), LOOPFORMER_TEST_PEAK=str(peak))
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         start = time.monotonic()
-        proc = subprocess.Popen([sys.executable, "-m", "loopformer", *argv], stdin=subprocess.PIPE, stdout=out,
+        proc = subprocess.Popen([sys.executable, "-c", PEAK_WRAPPER, *argv], stdin=subprocess.PIPE, stdout=out,
                                 stderr=err, env=env, cwd=root, preexec_fn=_limits)
         try:
             proc.stdin.write(stdin)
@@ -161,7 +180,12 @@ def run_cli(argv: list[str], root: Path, stdin: bytes = b"", timeout: float = WA
         err.seek(0)
         text = err.read().decode("utf-8", errors="replace")
     code = os.waitstatus_to_exitcode(status) if status is not None else -9
-    return Result(argv, code, text, seconds, usage.ru_maxrss * 1024)
+    try:  # a child killed at the deadline, or one that crashed, left no figure: wait4's bound
+        max_rss = int(peak.read_text()) * 1024
+    except (OSError, ValueError):
+        max_rss = usage.ru_maxrss * 1024
+    peak.unlink(missing_ok=True)
+    return Result(argv, code, text, seconds, max_rss)
 
 
 def _reap(proc: subprocess.Popen, deadline: float):
