@@ -41,3 +41,6 @@ def test_cli_export_and_errors(mt_ckpt, lm_ckpt, tmp_path, capsys):
     assert "translation checkpoints" in capsys.readouterr().err
     with pytest.raises(CheckpointError, match="not a loopformer ONNX export"):
         OnnxTranslator(tmp_path)
+    (tmp_path / "o" / "cross_kv.onnx").unlink()  # as an export by the first ONNX format left it
+    with pytest.raises(CheckpointError, match="another loopformer version .*export it again"):
+        OnnxTranslator(tmp_path / "o")
