@@ -48,7 +48,7 @@ def test_beam_search_finds_at_least_greedy_score(model, src):
             assert bs >= gs - 1e-4
 
 
-def _reference_beam(model, src, max_len, k, alpha):
+def _reference_beam(model, src, max_len, k, alpha, norm="gnmt"):
     """The search written plainly (k rows per sentence from the first step, the whole
     prefix re-run every step, no cache): the fast search must give the same hypotheses."""
     memory, mem_pad = model.encode(src)
@@ -73,7 +73,10 @@ def _reference_beam(model, src, max_len, k, alpha):
         seqs = torch.cat([seqs.gather(1, src_beam[..., None].expand_as(seqs)), tok[..., None]], -1)
         if bool(done.all()):
             break
-    best = (scores / ((5.0 + lengths.float()) / 6.0) ** alpha).argmax(-1)
+    if norm == "gnmt":
+        best = (scores / ((5.0 + lengths.float()) / 6.0) ** alpha).argmax(-1)
+    else:  # tokens before EOS
+        best = (scores / (lengths - done.long()).clamp(min=1).float() ** alpha).argmax(-1)
     rows = seqs[torch.arange(b), best, 1:].tolist()
     return [r[: r.index(EOS)] if EOS in r else r for r in rows], scores[torch.arange(b), best]
 
@@ -125,3 +128,17 @@ def test_blocked_top_k_over_a_large_vocabulary_equals_the_plain_search(vocab):
         hyp = beam_search(model, src, BOS, EOS, max_len=8, beam=4, length_penalty=0.6)
     assert hyp.tokens == ref_tokens
     torch.testing.assert_close(torch.tensor(hyp.scores), ref_scores, rtol=0, atol=1e-4)
+
+
+@pytest.mark.parametrize("alpha", [0.6, 2.0])
+def test_power_length_norm_picks_as_the_plain_search(model, src, alpha):
+    """CTranslate2's normalisation, len ** alpha over the tokens before EOS."""
+    with torch.no_grad():
+        ref_tokens, _ = _reference_beam(model, src, 10, 4, alpha, norm="power")
+        hyp = beam_search(model, src, BOS, EOS, max_len=10, beam=4, length_penalty=alpha, length_norm="power")
+        gnmt = beam_search(model, src, BOS, EOS, max_len=10, beam=4, length_penalty=alpha)
+    assert hyp.tokens == ref_tokens
+    if alpha == 2.0:
+        assert hyp.tokens != gnmt.tokens  # a strong penalty tells the two normalisations apart
+    with pytest.raises(ValueError, match="length_norm must be one of gnmt, power"):
+        beam_search(model, src, BOS, EOS, max_len=10, beam=4, length_norm="average")

@@ -5,9 +5,12 @@ sentence whose hypotheses have all ended (beam) leaves the batch and the cache, 
 step is spent on it. Beam search keeps its bookkeeping small next to the model: the
 encoder output stays one row per sentence (the decoder's cross-attention serves a
 sentence's k beams from it), and each beam's best continuation keeps its row, so the
-cache copies only the rows of beams that died. Beam search returns the raw sum of log-probabilities of each hypothesis
-(so it can be checked against teacher-forced scoring) and picks the winner with a
-length penalty ``score / ((5 + len) / 6) ** alpha`` (GNMT); ``alpha = 0`` disables it.
+cache copies only the rows of beams that died.
+
+Beam search returns the raw sum of log-probabilities of each hypothesis (so it can be
+checked against teacher-forced scoring) and picks the winner with a length penalty,
+``score / ((5 + len) / 6) ** alpha`` (GNMT) by default or ``score / len ** alpha``
+(``length_norm="power"``, CTranslate2's); ``alpha = 0`` disables it.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from .packing import packs_linears
 # buys no BLEU and only memory, so a larger beam is refused rather than attempted
 MAX_BEAM = 64
 MAX_LENGTH_PENALTY = 10.0  # GNMT's alpha; useful values lie in 0..2
+LENGTH_NORMS = ("gnmt", "power")
 
 
 @dataclass
@@ -94,8 +98,13 @@ class _Beams:
 @torch.no_grad()
 def beam_search(
     model, src: Tensor, bos: int, eos: int, max_len: int, beam: int = 4, length_penalty: float = 0.6,
-    src_padding_mask: Tensor | None = None,
+    src_padding_mask: Tensor | None = None, length_norm: str = "gnmt",
 ) -> Hypotheses:
+    """``length_norm``: how the winner's score is normalised, "gnmt" (``((5 + len) / 6) **
+    alpha``, EOS counted) or "power" (``len ** alpha`` over the tokens before EOS, as
+    CTranslate2 does), so that the two engines can be asked the same question."""
+    if length_norm not in LENGTH_NORMS:
+        raise ValueError(f"length_norm must be one of {', '.join(LENGTH_NORMS)}; got {length_norm!r}")
     memory, mem_pad = model.encode(src, src_padding_mask)
     b, device, k = src.shape[0], src.device, beam
     out = Hypotheses([[] for _ in range(b)], [0.0] * b, [False] * b)
@@ -117,7 +126,7 @@ def beam_search(
     for _ in range(max_len - 1):
         ended = state.done.all(-1)
         if bool(ended.any()):  # a sentence whose hypotheses all ended can no longer change
-            _emit(out, state, ended, length_penalty, eos)
+            _emit(out, state, ended, length_penalty, eos, length_norm)
             keep = (~ended).nonzero()[:, 0]
             if keep.numel() == 0:
                 return out
@@ -126,7 +135,7 @@ def beam_search(
             memory, mem_pad, state = memory.index_select(0, keep), mem_pad.index_select(0, keep), state.keep(keep)
         logp = model.decode(state.tok.view(-1, 1), memory, mem_pad, cache)[:, -1].float().log_softmax(-1)
         state = _advance(state, logp, frozen, cache, eos)
-    _emit(out, state, torch.ones_like(state.ids, dtype=torch.bool), length_penalty, eos)
+    _emit(out, state, torch.ones_like(state.ids, dtype=torch.bool), length_penalty, eos, length_norm)
     return out
 
 
@@ -199,9 +208,13 @@ def _stable_slots(scores: Tensor, idx: Tensor, v: int) -> tuple[Tensor, Tensor]:
     return scores.new_empty(n, k).scatter_(1, slot, scores), idx.new_empty(n, k).scatter_(1, slot, idx)
 
 
-def _emit(out: Hypotheses, state: _Beams, which: Tensor, length_penalty: float, eos: int) -> None:
+def _emit(out: Hypotheses, state: _Beams, which: Tensor, length_penalty: float, eos: int,
+          length_norm: str = "gnmt") -> None:
     """Write the best hypothesis (by length-normalised score) of the sentences ``which``."""
-    norm = ((5.0 + state.lengths.float()) / 6.0) ** length_penalty
+    if length_norm == "gnmt":
+        norm = ((5.0 + state.lengths.float()) / 6.0) ** length_penalty
+    else:  # tokens before EOS; an empty hypothesis counts one (its score stays finite)
+        norm = (state.lengths - state.done.long()).clamp(min=1).float() ** length_penalty
     best = (state.scores / norm).argmax(-1)
     pick = torch.arange(len(best), device=best.device)
     rows = which.nonzero()[:, 0].tolist()
@@ -229,11 +242,11 @@ def _strip(seq: list[int], eos: int) -> list[int]:
 
 @torch.no_grad()
 def decode(model, src: Tensor, bos: int, eos: int, max_len: int, beam: int = 1, length_penalty: float = 0.6,
-           src_padding_mask: Tensor | None = None) -> Hypotheses:
+           src_padding_mask: Tensor | None = None, length_norm: str = "gnmt") -> Hypotheses:
     """Greedy search for ``beam == 1`` (cheaper), beam search otherwise."""
     if beam == 1:
         return greedy_search(model, src, bos, eos, max_len, src_padding_mask)
-    return beam_search(model, src, bos, eos, max_len, beam, length_penalty, src_padding_mask)
+    return beam_search(model, src, bos, eos, max_len, beam, length_penalty, src_padding_mask, length_norm)
 
 
 @packs_linears
