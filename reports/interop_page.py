@@ -176,7 +176,8 @@ def _lmeval_section(records: dict) -> list[str]:
     for rec in records.values():
         res = rec["lm_eval"]
         held, cloze = res["loopformer_heldout"], res["loopformer_cloze"]
-        lines += [f"`{Path(rec['checkpoint']).parent.name}` (a test-time-depth page run): lm-eval {rec['lm_eval_version']}, offline tasks written by "
+        lines += [f"`{Path(rec['checkpoint']).parent.name}` (a test-time-depth page run): lm-eval "
+                  f"{rec['lm_eval_version']}, offline tasks written by "
                   "`loopformer.harness.write_heldout_tasks` over the first "
                   f"{rec['windows']} validation windows ({rec['characters']:,} characters, context {rec['context']}).",
                   "", "| task | metric | value |", "|---|---|---|"]

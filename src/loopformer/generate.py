@@ -162,7 +162,8 @@ BLOCK = 64
 
 def _best_continuations(prev: Tensor, logp: Tensor) -> tuple[Tensor, Tensor]:
     """The k best sums ``prev + logp`` of each sentence over its k x v continuations:
-    (scores, index into the k x v), best first; what ``topk`` over the sums would return.
+    (scores, index into the k x v), best first: what ``topk`` over the sums returns, save
+    the order among exactly equal sums (which ``topk`` does not specify either).
 
     ``topk`` over all k x v sums costs more than a decoding step's attention on the CPU
     (~1.5 ns an entry, plus writing the sums). The k best entries lie in the k blocks of
@@ -192,8 +193,9 @@ def _best_continuations(prev: Tensor, logp: Tensor) -> tuple[Tensor, Tensor]:
 def _stable_slots(scores: Tensor, idx: Tensor, v: int) -> tuple[Tensor, Tensor]:
     """Reorder each sentence's k picks so that the best continuation of a beam stays in
     that beam's slot; further continuations fill the slots of beams that died, in score
-    order. Which slot holds a hypothesis changes nothing in the search, but the cache
-    then copies only the rows that really move (usually few) instead of all of them."""
+    order. Which slot holds a hypothesis changes nothing in the search (save which of
+    exactly equal scores the next ``topk`` keeps), but the cache then copies only the rows
+    that really move instead of all of them."""
     n, k = idx.shape
     src = idx // v
     earlier = torch.ones(k, k, dtype=torch.bool, device=idx.device).tril(-1)
