@@ -23,6 +23,7 @@ from pathlib import Path
 
 import torch
 
+from loopformer.beam_aside import beam_search_aside
 from loopformer.data.batching import pad_batch
 from loopformer.data.tokenizer import BOS, EOS, PAD
 from loopformer.deploy.ctranslate2 import build_spec, export_ctranslate2
@@ -45,12 +46,17 @@ def _batches(ids: list[list[int]], size: int) -> list[list[int]]:
     return [order[i:i + size] for i in range(0, len(order), size)]
 
 
-def translate_loopformer(model, ids, beam, lp, max_len_of, norm: str = "gnmt") -> tuple[list[list[int]], float]:
+def translate_loopformer(model, ids, beam, lp, max_len_of, search: str = "loopformer") -> tuple[list[list[int]], float]:
+    """test2016 by loopformer's own search, or (``search="ctranslate2"``) by the search
+    CTranslate2 runs (:func:`loopformer.beam_aside.beam_search_aside`)."""
     out: list[list[int]] = [[] for _ in ids]
     start = time.perf_counter()
     for idx in _batches(ids, 32):
         src = pad_batch([ids[i] for i in idx], PAD)
-        hyps = decode(model, src, BOS, EOS, max_len_of(src.shape[1]), beam=beam, length_penalty=lp, length_norm=norm)
+        if search == "ctranslate2" and beam > 1:
+            hyps = beam_search_aside(model, src, BOS, EOS, max_len_of(src.shape[1]), beam=beam, length_penalty=lp)
+        else:
+            hyps = decode(model, src, BOS, EOS, max_len_of(src.shape[1]), beam=beam, length_penalty=lp)
         for i, h in zip(idx, hyps.tokens):
             out[i] = h
     return out, time.perf_counter() - start
@@ -87,23 +93,25 @@ def measure_ct2(model, task, name: str, threads: int, beam: int) -> dict:
         # the run's length penalty, and 0 (raw scores: the engines' normalisations differ)
         for b, alpha in ((1, lp), (beam, lp), (beam, 0.0)):
             ours, secs = translate_loopformer(model, ids, b, alpha, max_len_of)
-            record["rows"].append(_row("loopformer", "float32", b, ours, ours, secs, task, refs, alpha, "gnmt"))
+            record["rows"].append(_row("loopformer", "float32", b, ours, ours, secs, task, refs, alpha, "loopformer"))
             theirs, secs = translate_loopformer(onnx, ids, b, alpha, max_len_of)
-            record["rows"].append(_row("onnxruntime", "float32", b, theirs, ours, secs, task, refs, alpha, "gnmt"))
-            if b > 1 and alpha:  # loopformer normalising as CTranslate2 does (len ** alpha)
-                ours, secs = translate_loopformer(model, ids, b, alpha, max_len_of, "power")
-                record["rows"].append(_row("loopformer", "float32", b, ours, ours, secs, task, refs, alpha, "power"))
+            record["rows"].append(_row("onnxruntime", "float32", b, theirs, ours, secs, task, refs, alpha,
+                                       "loopformer"))
+            if b > 1:  # the same question CTranslate2 answers: its search, run by loopformer
+                ours, secs = translate_loopformer(model, ids, b, alpha, max_len_of, "ctranslate2")
+                record["rows"].append(_row("loopformer", "float32", b, ours, ours, secs, task, refs, alpha,
+                                           "ctranslate2"))
             for q, folder in folders.items():
                 theirs, secs = translate_ct2(_ct2(folder, threads), task, ids, b, alpha, max_len_of)
-                record["rows"].append(_row("ctranslate2", q, b, theirs, ours, secs, task, refs, alpha, "power"))
+                record["rows"].append(_row("ctranslate2", q, b, theirs, ours, secs, task, refs, alpha, "ctranslate2"))
     record["ct2_model_bytes"] = sizes
     return record
 
 
-def _row(engine, dtype, beam, hyps, reference_hyps, seconds, task, refs, alpha=None, norm=None) -> dict:
+def _row(engine, dtype, beam, hyps, reference_hyps, seconds, task, refs, alpha=None, search=None) -> dict:
     text = [task.tgt_tok.decode(h) for h in hyps]
     score, signature = bleu(text, refs)
-    return {"engine": engine, "dtype": dtype, "beam": beam, "length_penalty": alpha, "length_norm": norm,
+    return {"engine": engine, "dtype": dtype, "beam": beam, "length_penalty": alpha, "search": search,
             "bleu": score.score,
             "signature": signature,
             "same_as_loopformer": sum(a == b for a, b in zip(hyps, reference_hyps)), "seconds": seconds,

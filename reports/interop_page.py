@@ -29,36 +29,35 @@ def _ct2_section(records: dict) -> list[str]:
         return lines + ["No record yet (`--part ct2`).", ""]
     lines += ["Multi30k test2016 (1,000 sentences), the same source token ids, batches of 32 sentences sorted by "
               "length; looped models are exported unrolled with their level signals folded into the weights. "
-              "`same` counts hypotheses identical to loopformer's at that beam, length penalty α and "
-              "normalisation.", "",
-              "| checkpoint | engine | weights | beam | α | normalisation | BLEU | ΔBLEU | same | seconds |",
+              "`same` counts hypotheses identical to loopformer's with the same search, beam and length "
+              "penalty α.", "",
+              "| checkpoint | engine | weights | search | beam | α | BLEU | ΔBLEU | same | seconds |",
               "|---|---|---|---|---|---|---|---|---|---|"]
     for rec in records.values():
-        base = {(r["beam"], r.get("length_penalty"), _norm(r)): r["bleu"] for r in rec["rows"]
+        base = {(r["beam"], r.get("length_penalty"), _search(r)): r["bleu"] for r in rec["rows"]
                 if r["engine"] == "loopformer"}
         for r in rec["rows"]:
             alpha = r.get("length_penalty")
-            ref = base.get((r["beam"], alpha, _norm(r)), base[(r["beam"], alpha, "gnmt")])
-            norm = "–" if r["beam"] == 1 or not alpha else {"gnmt": "GNMT", "power": "len^α"}[_norm(r)]
-            lines.append(f"| {rec['checkpoint']} | {r['engine']} | {r['dtype']} | {r['beam']} | "
-                         f"{'–' if r['beam'] == 1 or alpha is None else alpha} | {norm} | {r['bleu']:.2f} | "
+            ref = base.get((r["beam"], alpha, _search(r)), base[(r["beam"], alpha, "loopformer")])
+            search = "–" if r["beam"] == 1 else f"{_search(r)}'s"
+            lines.append(f"| {rec['checkpoint']} | {r['engine']} | {r['dtype']} | {search} | {r['beam']} | "
+                         f"{'–' if r['beam'] == 1 or alpha is None else alpha} | {r['bleu']:.2f} | "
                          f"{r['bleu'] - ref:+.2f} | {r['same_as_loopformer']} / {rec['sentences']} | "
                          f"{r['seconds']:.1f} |")
     rec = next(iter(records.values()))
-    lines += ["", f"{rec['threads']} threads. ΔBLEU and `same` are against loopformer at the same beam, length "
-              "penalty α and normalisation. The engines' beam searches normalise scores differently by default: "
-              "loopformer (and the ONNX export, run by loopformer's search) by GNMT's ((5 + len) / 6)^α, "
-              "CTranslate2 by len^α over the tokens before EOS; loopformer's `length_norm=\"power\"` is the "
-              "latter, and α = 0 compares raw scores. The searches also differ in what they do with a "
-              "hypothesis that has ended (loopformer keeps it among the k beams, CTranslate2 sets it aside and "
-              "goes on with k live ones). "
+    lines += ["", f"{rec['threads']} threads. ΔBLEU and `same` are against loopformer running the same search "
+              "with the same beam and length penalty α. The two engines' beam searches differ: loopformer's "
+              "keeps a hypothesis that has ended among its k beams and normalises the winner's score by GNMT's "
+              "((5 + len) / 6)^α; CTranslate2's sets an ended hypothesis aside, goes on with k live ones, and "
+              "normalises by len^α over the tokens before EOS. `loopformer.beam_aside.beam_search_aside` is "
+              "CTranslate2's search run by loopformer (rows with search \"ctranslate2's\"). "
               f"sacreBLEU signature: `{rec['rows'][0]['signature']}`.", ""]
     return lines
 
 
-def _norm(row: dict) -> str:
-    """A row's length normalisation (records written before it was recorded: the engine's)."""
-    return row.get("length_norm") or ("power" if row["engine"] == "ctranslate2" else "gnmt")
+def _search(row: dict) -> str:
+    """Whose beam search produced a row (records without the field: each engine its own)."""
+    return row.get("search") or ("ctranslate2" if row["engine"] == "ctranslate2" else "loopformer")
 
 
 def _hf_section(records: dict) -> list[str]:

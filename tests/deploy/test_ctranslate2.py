@@ -52,3 +52,28 @@ def test_cli_export_fp32_and_int8(mt_ckpt, lm_ckpt, tmp_path, capsys):
     capsys.readouterr()
     assert main(["export", "ctranslate2", str(lm_ckpt), str(tmp_path / "lm")]) == 2
     assert "translation checkpoints" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.6, 1.5])
+def test_the_aside_beam_search_finds_ctranslate2s_hypotheses(mt_ckpt, tmp_path, alpha):
+    """``beam_search_aside`` is CTranslate2's algorithm: asked the same question (beam,
+    length penalty, length limit), the two engines return the same hypotheses."""
+    from loopformer.beam_aside import beam_search_aside
+    from loopformer.generate import beam_search
+
+    model, task, _ = load_checkpoint(mt_ckpt)
+    randomize_signals(model)
+    with torch.no_grad():
+        model.output.bias[EOS] += 1.0  # hypotheses end at different steps
+    spec = build_spec(model, vocabulary(task.tok), vocabulary(task.tgt_tok))
+    spec.validate()
+    spec.optimize()
+    (tmp_path / "ct2").mkdir()
+    spec.save(str(tmp_path / "ct2"))
+    ids = task.encode_pairs(SOURCES * 2, SOURCES * 2)[0]
+    ours = beam_search_aside(model, pad_batch(ids), BOS, EOS, 12, beam=4, length_penalty=alpha)
+    theirs = _translate_ids(tmp_path / "ct2", task, ids, beam_size=4, max_decoding_length=12, length_penalty=alpha)
+    assert ours.tokens == theirs
+    if alpha == 1.5:  # the library's own search answers differently here
+        assert beam_search(model, pad_batch(ids), BOS, EOS, 12, beam=4, length_penalty=alpha,
+                           length_norm="power").tokens != theirs
