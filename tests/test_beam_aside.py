@@ -47,3 +47,11 @@ def test_each_sentence_as_alone(model, src):
     for i in range(src.shape[0]):
         row = src[i : i + 1, : int(src[i].ne(PAD).sum())]
         assert beam_search_aside(model, row, BOS, EOS, 10, beam=4, length_penalty=0.6).tokens[0] == batch.tokens[i]
+
+
+@pytest.mark.parametrize("kw,match", [({"beam": 0}, "beam must be 1..64"), ({"beam": 65}, "beam must be"),
+                                      ({"length_penalty": -1.0}, "length_penalty must be"),
+                                      ({"length_penalty": float("nan")}, "length_penalty must be")])
+def test_settings_out_of_range_are_refused(model, src, kw, match):
+    with pytest.raises(ValueError, match=match):
+        beam_search_aside(model, src, BOS, EOS, 10, **kw)

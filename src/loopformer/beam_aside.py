@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .generate import Hypotheses
+from .generate import MAX_BEAM, MAX_LENGTH_PENALTY, Hypotheses
 from .packing import packs_linears
 
 
@@ -41,6 +41,10 @@ class _Live:
 def beam_search_aside(model, src: Tensor, bos: int, eos: int, max_len: int, beam: int = 4,
                       length_penalty: float = 0.6, src_padding_mask: Tensor | None = None) -> Hypotheses:
     """Hypotheses (tokens without EOS, raw scores) as CTranslate2's beam search finds them."""
+    if not 1 <= beam <= MAX_BEAM:
+        raise ValueError(f"beam must be 1..{MAX_BEAM}; got {beam}")
+    if not 0.0 <= length_penalty <= MAX_LENGTH_PENALTY:
+        raise ValueError(f"length_penalty must be 0..{MAX_LENGTH_PENALTY:g}; got {length_penalty}")
     memory, mem_pad = model.encode(src, src_padding_mask)
     b, device = src.shape[0], src.device
     out = Hypotheses([[] for _ in range(b)], [0.0] * b, [False] * b)
