@@ -29,6 +29,16 @@ def tiny(arch: str, task: str, **kw):
     return create_model(name, **base)
 
 
+def tiny_translator(eos: int = 2):
+    """A tiny RingFormer translation model with active signals (cross-attention too) whose
+    hypotheses end at different steps: what the search tests decode with."""
+    m = tiny("ringformer", "mt", cross_attention_signals=True).eval()
+    randomize_signals(m)
+    with torch.no_grad():
+        m.output.bias[eos] += 2.0
+    return m
+
+
 def randomize_signals(model, std: float = 0.3) -> None:
     """Signals start at exactly zero; give them values so that tests can see them act."""
     with torch.no_grad():

@@ -4,7 +4,7 @@ tests/deploy/test_ctranslate2.py, where ctranslate2 is installed)."""
 import pytest
 import torch
 
-from conftest import randomize_signals, tiny
+from conftest import tiny_translator
 from loopformer.beam_aside import beam_search_aside
 from loopformer.generate import greedy_search, score_hypotheses
 
@@ -13,11 +13,7 @@ BOS, EOS, PAD = 1, 2, 0
 
 @pytest.fixture
 def model():
-    m = tiny("ringformer", "mt", cross_attention_signals=True).eval()
-    randomize_signals(m)
-    with torch.no_grad():
-        m.output.bias[EOS] += 2.0  # hypotheses end at different steps
-    return m
+    return tiny_translator(EOS)
 
 
 @pytest.fixture

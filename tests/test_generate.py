@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from conftest import randomize_signals, tiny
+from conftest import tiny, tiny_translator
 from loopformer.generate import beam_search, greedy_search, score_hypotheses
 
 BOS, EOS, PAD = 1, 2, 0
@@ -9,11 +9,7 @@ BOS, EOS, PAD = 1, 2, 0
 
 @pytest.fixture
 def model():
-    m = tiny("ringformer", "mt", cross_attention_signals=True).eval()
-    randomize_signals(m)
-    with torch.no_grad():
-        m.output.bias[EOS] += 2.0  # let some hypotheses finish before the length limit
-    return m
+    return tiny_translator(EOS)
 
 
 @pytest.fixture
